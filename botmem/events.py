@@ -1,0 +1,57 @@
+"""Platform-neutral inbound and outbound messages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from botmem.types import AgentKey
+
+InboundKind = Literal["user", "scheduled"]
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One event for one agent. (source, message_id) is unique: duplicates are dropped."""
+
+    source: str
+    """Where it came from, e.g. ``telegram`` or ``console``."""
+    message_id: str
+    agent_key: AgentKey
+    text: str
+    user_id: str = ""
+    user_name: str = ""
+    channel_id: str = ""
+    thread_id: str = ""
+    kind: InboundKind = "user"
+    is_direct: bool = True
+    mentions_bot: bool = False
+    received_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["received_at"] = self.received_at.isoformat() if self.received_at else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
+        data = dict(data)
+        if data.get("received_at"):
+            data["received_at"] = datetime.fromisoformat(data["received_at"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A reply (or a message the bot starts) addressed the way the inbound came in."""
+
+    agent_key: AgentKey
+    text: str
+    channel_id: str = ""
+    thread_id: str = ""
+    user_id: str = ""
+    reply_to: str = ""
+    """The platform message id this answers, if any."""
+    inbox_id: int | None = None

@@ -1,0 +1,1 @@
+"""LLM clients. Only `litellm_client` imports litellm, and only when it is used."""

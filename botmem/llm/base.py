@@ -1,0 +1,50 @@
+"""The LLMClient protocol: what the agent loop needs from a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botmem.types import ToolCall
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model answer: text, tool calls, or both."""
+
+    text: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+
+
+class LLMClient(Protocol):
+    """A chat model with tool calling.
+
+    `complete` raises `botmem.errors.LLMError` when the call fails after the client's own
+    retries. `count_tokens` counts what `complete` would send, for the context budget.
+    """
+
+    context_window: int
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        max_tokens: int | None = None,
+    ) -> Completion: ...
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int: ...
+
+    async def aclose(self) -> None: ...

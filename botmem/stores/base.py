@@ -1,0 +1,172 @@
+"""Store protocols. One SQL implementation (stores/sql) and one in-memory (stores/memory).
+
+Every method is its own transaction. Timestamps are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from botmem.events import InboundMessage
+from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
+
+Clock = Callable[[], datetime]
+InboxStatus = Literal["pending", "replied", "delivered", "failed"]
+
+
+class AgentStore(Protocol):
+    async def get(self, agent_key: AgentKey) -> AgentState | None: ...
+
+    async def ensure(self, agent_key: AgentKey) -> tuple[AgentState, bool]:
+        """Return the agent, creating it if missing; the flag says whether it was created."""
+        ...
+
+    async def save_summary(
+        self, agent_key: AgentKey, summary: str, context_start_id: int
+    ) -> None:
+        """Store a new recursive summary; messages before `context_start_id` leave the context."""
+        ...
+
+    async def touch(self, agent_key: AgentKey) -> None:
+        """Set last_active_at to now."""
+        ...
+
+    async def all(self) -> list[AgentState]: ...
+
+    async def delete(self, agent_key: AgentKey) -> None: ...
+
+
+class BlockStore(Protocol):
+    async def for_agent(self, agent_key: AgentKey) -> list[Block]:
+        """The agent's blocks (private and shared) in the order they were attached."""
+        ...
+
+    async def get(self, agent_key: AgentKey, label: str) -> Block | None: ...
+
+    async def attach(
+        self, agent_key: AgentKey, spec: BlockSpec, *, shared_name: str | None = None
+    ) -> Block:
+        """Give the agent a block under `spec.label`. Idempotent.
+
+        Private (no `shared_name`): created from `spec` unless the agent has that label.
+        Shared: the block named `shared_name` is created from `spec` the first time and
+        linked to every agent that attaches it afterwards.
+        """
+        ...
+
+    async def detach(self, agent_key: AgentKey, label: str) -> None: ...
+
+    async def edit(
+        self,
+        agent_key: AgentKey,
+        label: str,
+        change: Callable[[Block], str],
+        *,
+        edit_key: str | None = None,
+    ) -> BlockEdit:
+        """Apply `change` to the block's *current* value and store the result.
+
+        The write happens under a version check; on a conflict the current value is read again
+        and `change` re-applied, so concurrent edits from many agents all survive. `change` may
+        raise (e.g. ToolError); then nothing is written. An edit with an `edit_key` already
+        recorded for this agent is not applied again: the recorded edit is returned. Every
+        applied edit is kept in the block's history. Raises NotFoundError for a missing label.
+        """
+        ...
+
+    async def edits(
+        self, agent_key: AgentKey, label: str | None = None, *, limit: int = 50
+    ) -> list[BlockEdit]:
+        """Recorded edits of the agent's blocks, newest first."""
+        ...
+
+    async def delete_agent(self, agent_key: AgentKey) -> None:
+        """Drop the agent's private blocks and its links to shared ones."""
+        ...
+
+
+class HistoryStore(Protocol):
+    async def append(self, messages: Sequence[Message]) -> list[Message]:
+        """Store messages in order, in one transaction; returns them with ids set."""
+        ...
+
+    async def since(self, agent_key: AgentKey, first_id: int) -> list[Message]:
+        """The agent's messages with id >= first_id, oldest first."""
+        ...
+
+    async def for_turn(self, agent_key: AgentKey, turn_id: int) -> list[Message]: ...
+
+    async def count(self, agent_key: AgentKey) -> int: ...
+
+    async def search(
+        self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
+    ) -> list[Message]:
+        """Messages matching the words of `query`, best first."""
+        ...
+
+    async def between(
+        self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0
+    ) -> list[Message]:
+        """Messages with start <= created_at < end, oldest first."""
+        ...
+
+    async def delete_agent(self, agent_key: AgentKey) -> None: ...
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    inbound: InboundMessage
+    status: InboxStatus
+    reply: str | None
+    attempts: int
+    created_at: datetime
+
+
+class InboxStore(Protocol):
+    async def add(self, inbound: InboundMessage) -> int | None:
+        """Store an inbound event; returns its id, or None when (source, message_id) is known."""
+        ...
+
+    async def get(self, inbox_id: int) -> InboxItem | None: ...
+
+    async def unfinished(self) -> list[InboxItem]:
+        """Items still pending or replied-but-not-delivered, oldest first (replayed at start)."""
+        ...
+
+    async def start_attempt(self, inbox_id: int) -> int:
+        """Count one more processing attempt; returns the new count."""
+        ...
+
+    async def mark_replied(self, inbox_id: int, reply: str | None) -> None: ...
+
+    async def mark_delivered(self, inbox_id: int) -> None: ...
+
+    async def mark_failed(self, inbox_id: int, error: str) -> None: ...
+
+    async def delete_agent(self, agent_key: AgentKey) -> None: ...
+
+
+@dataclass
+class Stores:
+    agents: AgentStore
+    blocks: BlockStore
+    history: HistoryStore
+    inbox: InboxStore
+    close: Callable[[], object] | None = None
+
+    async def aclose(self) -> None:
+        if self.close is not None:
+            result = self.close()
+            if hasattr(result, "__await__"):
+                await result  # type: ignore[misc]
+
+    async def wipe_agent(self, agent_key: AgentKey) -> None:
+        """Forget everything about one agent (blocks, history, state, queued events)."""
+        await self.history.delete_agent(agent_key)
+        await self.blocks.delete_agent(agent_key)
+        await self.inbox.delete_agent(agent_key)
+        await self.agents.delete(agent_key)
