@@ -47,6 +47,7 @@ class InboundMessage:
 class OutboundMessage:
     """A reply (or a message the bot starts) addressed the way the inbound came in."""
 
+    source: str
     agent_key: AgentKey
     text: str
     channel_id: str = ""
@@ -55,3 +56,10 @@ class OutboundMessage:
     reply_to: str = ""
     """The platform message id this answers, if any."""
     inbox_id: int | None = None
+
+    @classmethod
+    def reply(cls, inbound: InboundMessage, text: str, inbox_id: int | None) -> OutboundMessage:
+        return cls(
+            inbound.source, inbound.agent_key, text, inbound.channel_id, inbound.thread_id,
+            inbound.user_id, inbound.message_id, inbox_id,
+        )

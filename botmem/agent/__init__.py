@@ -1,0 +1,1 @@
+"""The agent: memory blocks, tools, the step loop, context compilation and summarization."""

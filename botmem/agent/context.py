@@ -1,0 +1,150 @@
+"""Compile an agent's prompt within its token budget, summarizing when it would not fit.
+
+Prompt = system text (instructions + core memory blocks + memory statistics + summary)
+         + the messages still in context. Each stored message carries its token count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botmem.agent.memory import MemoryStats, render_blocks, render_stats
+from botmem.agent.summarizer import Summarizer
+from botmem.config import ContextSettings
+from botmem.errors import LLMError
+from botmem.llm.base import LLMClient
+from botmem.stores.base import Stores
+from botmem.types import AgentKey, Block, Message
+
+log = logging.getLogger(__name__)
+INTERRUPTED = "Error: no result; this tool call was interrupted."
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[dict[str, Any]]
+    tokens: int
+    summarized: int = 0
+    """How many messages were folded into the summary while compiling this prompt."""
+
+
+def system_text(
+    instructions: str, blocks: Sequence[Block], stats: MemoryStats, summary: str
+) -> str:
+    parts = [
+        instructions.strip(),
+        "### Core memory\n" + render_blocks(blocks),
+        "### Memory statistics\n" + render_stats(stats),
+    ]
+    if summary:
+        parts.append("### Summary of earlier conversation\n" + summary)
+    return "\n\n".join(parts)
+
+
+def history_for_model(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """OpenAI-shaped messages; a tool call left without a result gets a stand-in result."""
+    out: list[dict[str, Any]] = []
+    open_calls: list[tuple[str, str]] = []
+    for msg in messages:
+        if msg.role != "tool":
+            out += _close(open_calls)
+        if msg.role == "assistant" and msg.tool_calls:
+            open_calls = [(c.id, c.name) for c in msg.tool_calls]
+        elif msg.role == "tool" and open_calls:
+            open_calls = [c for c in open_calls if c[0] != msg.tool_call_id]
+        elif msg.role == "tool":
+            continue  # an orphan result (its call was summarized away) would be rejected
+        out.append(msg.to_openai())
+    return out + _close(open_calls)
+
+
+def _close(open_calls: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    closed = [
+        {"role": "tool", "tool_call_id": cid, "name": name, "content": INTERRUPTED}
+        for cid, name in open_calls
+    ]
+    open_calls.clear()
+    return closed
+
+
+def eviction_count(
+    messages: Sequence[Message], fixed_tokens: int, window: int, settings: ContextSettings,
+    keep_from: int,
+) -> int:
+    """How many of the oldest messages to evict: 0 while the prompt is within the trigger.
+
+    Over the trigger, evict until the rest fits the target, never evicting index `keep_from`
+    or later (the current turn) and never leaving a tool result without its call.
+    """
+    total = fixed_tokens + sum(m.tokens for m in messages)
+    if total <= settings.trigger * window:
+        return 0
+    target = settings.target * window
+    count = 0
+    while count < keep_from and total > target:
+        total -= messages[count].tokens
+        count += 1
+    while count < keep_from and messages[count].role == "tool":
+        count += 1
+    return count
+
+
+class ContextBuilder:
+    def __init__(
+        self,
+        stores: Stores,
+        llm: LLMClient,
+        summarizer: Summarizer,
+        settings: ContextSettings,
+        instructions: str,
+        tools: list[dict[str, Any]],
+    ):
+        self._stores = stores
+        self._llm = llm
+        self._summarizer = summarizer
+        self._settings = settings
+        self._instructions = instructions
+        self._tools_tokens = llm.count_tokens([{"role": "system", "content": json.dumps(tools)}])
+
+    async def build(self, agent_key: AgentKey, turn_id: int, now: datetime) -> Prompt:
+        """The prompt for the next step; summarizes first when it would exceed the trigger."""
+        state = await self._stores.agents.get(agent_key)
+        if state is None:
+            raise LookupError(f"agent {agent_key} does not exist")
+        messages = await self._stores.history.since(agent_key, state.context_start_id)
+        system = await self._system(agent_key, state.summary, state.summary_at, now)
+        fixed = self._llm.count_tokens([system]) + self._tools_tokens
+        keep_from = next((i for i, m in enumerate(messages) if m.turn_id == turn_id), len(messages))
+        evict = eviction_count(messages, fixed, self._llm.context_window, self._settings, keep_from)
+        if evict and await self._summarize(agent_key, state.summary, messages, evict):
+            prompt = await self.build(agent_key, turn_id, now)
+            return Prompt(prompt.messages, prompt.tokens, evict)
+        history = history_for_model(messages)
+        return Prompt([system, *history], fixed + sum(m.tokens for m in messages))
+
+    async def _system(
+        self, agent_key: AgentKey, summary: str, summary_at: datetime | None, now: datetime
+    ) -> dict[str, Any]:
+        blocks = await self._stores.blocks.for_agent(agent_key)
+        recall = await self._stores.history.count(agent_key)
+        stats = MemoryStats(recall, None, summary_at, now)
+        return {"role": "system", "content": system_text(self._instructions, blocks, stats, summary)}
+
+    async def _summarize(
+        self, agent_key: AgentKey, previous: str, messages: Sequence[Message], evict: int
+    ) -> bool:
+        try:
+            summary = await self._summarizer.summarize(previous, messages[:evict])
+        except LLMError as exc:
+            log.warning("agent %s: summarization failed, keeping full context: %s", agent_key, exc)
+            return False
+        next_id = messages[evict].id if evict < len(messages) else None
+        start = next_id if next_id is not None else (messages[-1].id or 0) + 1
+        await self._stores.agents.save_summary(agent_key, summary, start)
+        log.info("agent %s: folded %d messages into the summary", agent_key, evict)
+        return True

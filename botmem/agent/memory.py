@@ -1,0 +1,107 @@
+"""Core memory blocks: how they are rendered into the prompt and how edits change them.
+
+The edit functions are pure `Block -> new value` changes, so the store can re-apply them to the
+current value when another agent edited a shared block in the meantime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from botmem.errors import ToolError
+from botmem.types import Block
+
+Change = Callable[[Block], str]
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    recall_messages: int
+    archival_passages: int | None
+    """None while no archival store is configured."""
+    last_summary_at: datetime | None
+    now: datetime
+
+
+def render_blocks(blocks: Sequence[Block]) -> str:
+    """Blocks as the model sees them, each with its metadata."""
+    return "\n".join(_render_block(b) for b in blocks)
+
+
+def _render_block(block: Block) -> str:
+    flags = [f"chars {len(block.value)}/{block.limit}"]
+    if block.read_only:
+        flags.append("read-only")
+    if block.shared_name:
+        flags.append("shared with other agents")
+    lines = [f'<{block.label} {" ".join(_attr(f) for f in flags)}>']
+    if block.description:
+        lines.append(f"<description>{block.description}</description>")
+    lines.append(block.value)
+    lines.append(f"</{block.label}>")
+    return "\n".join(lines)
+
+
+def _attr(flag: str) -> str:
+    key, _, value = flag.partition(" ")
+    return f'{key.replace(" ", "_")}="{value}"' if value else key
+
+
+def render_stats(stats: MemoryStats) -> str:
+    archival = "not enabled" if stats.archival_passages is None else str(stats.archival_passages)
+    summary = stats.last_summary_at.isoformat(timespec="minutes") if stats.last_summary_at else "never"
+    return (
+        f"Current time: {stats.now.isoformat(timespec='minutes')}\n"
+        f"Messages in recall memory (searchable with conversation_search): {stats.recall_messages}\n"
+        f"Passages in archival memory: {archival}\n"
+        f"Last summary of older messages: {summary}"
+    )
+
+
+def writable(block: Block) -> None:
+    if block.read_only:
+        raise ToolError(f"block '{block.label}' is read-only and cannot be edited")
+
+
+def within_limit(block: Block, new_value: str) -> str:
+    if len(new_value) > block.limit:
+        raise ToolError(
+            f"this edit would make block '{block.label}' {len(new_value)} characters long, over "
+            f"its limit of {block.limit}. Make room first: condense it with memory_rethink or "
+            "remove details with core_memory_replace."
+        )
+    return new_value
+
+
+def append(content: str) -> Change:
+    def change(block: Block) -> str:
+        writable(block)
+        joined = f"{block.value}\n{content}" if block.value else content
+        return within_limit(block, joined)
+
+    return change
+
+
+def replace(old_content: str, new_content: str) -> Change:
+    def change(block: Block) -> str:
+        writable(block)
+        if not old_content:
+            raise ToolError("old_content is empty; give the exact text to replace")
+        if old_content not in block.value:
+            raise ToolError(
+                f"the text {old_content!r} was not found in block '{block.label}'; "
+                "copy it exactly from the block as shown in your memory"
+            )
+        return within_limit(block, block.value.replace(old_content, new_content))
+
+    return change
+
+
+def rethink(new_memory: str) -> Change:
+    def change(block: Block) -> str:
+        writable(block)
+        return within_limit(block, new_memory)
+
+    return change

@@ -1,0 +1,149 @@
+"""The built-in tools, with the names of the seed documents and Letta (a public API)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from botmem.agent import memory
+from botmem.agent.tools import Tool, ToolContext, tool
+from botmem.errors import NotFoundError, ToolError
+from botmem.types import Message
+
+SNIPPET_CHARS = 300
+
+
+@tool(ends_turn=True)
+async def send_message(ctx: ToolContext, message: str) -> str:
+    """Send a message to the person you are talking with. This ends your turn.
+
+    Args:
+        message: The full text of your reply.
+    """
+    if not message.strip():
+        raise ToolError("message is empty; write the reply you want to send")
+    return "Message sent."
+
+
+@tool
+async def core_memory_append(ctx: ToolContext, label: str, content: str) -> str:
+    """Add a new line to one of your core memory blocks (always visible to you).
+
+    Args:
+        label: The block to edit, e.g. "human" or "persona".
+        content: The text to add, as a new line at the end of the block.
+    """
+    return await _edit(ctx, label, memory.append(content))
+
+
+@tool
+async def core_memory_replace(
+    ctx: ToolContext, label: str, old_content: str, new_content: str
+) -> str:
+    """Replace text in a core memory block. Use an empty new_content to delete the text.
+
+    Args:
+        label: The block to edit.
+        old_content: The exact text to find in the block.
+        new_content: The text to put in its place.
+    """
+    return await _edit(ctx, label, memory.replace(old_content, new_content))
+
+
+@tool
+async def memory_rethink(ctx: ToolContext, label: str, new_memory: str) -> str:
+    """Rewrite a whole core memory block, e.g. to reorganise or condense it.
+
+    Args:
+        label: The block to rewrite.
+        new_memory: The complete new content of the block.
+    """
+    return await _edit(ctx, label, memory.rethink(new_memory))
+
+
+@tool
+async def conversation_search(ctx: ToolContext, query: str, page: int = 0) -> str:
+    """Search your whole past conversation (including messages no longer in view) by words.
+
+    Args:
+        query: Words to look for.
+        page: Result page, starting at 0.
+    """
+    size = ctx.search_page_size
+    found = await ctx.stores.history.search(
+        ctx.agent_key, query, limit=size + 1, offset=_offset(page, size)
+    )
+    return _format_results(ctx, found, page, size, f"matching {query!r}")
+
+
+@tool
+async def conversation_search_date(
+    ctx: ToolContext, start_date: str, end_date: str, page: int = 0
+) -> str:
+    """Find past messages by date (inclusive, in the user's timezone).
+
+    Args:
+        start_date: First day, ISO format YYYY-MM-DD.
+        end_date: Last day, ISO format YYYY-MM-DD.
+        page: Result page, starting at 0.
+    """
+    first, last = _parse_day(start_date, "start_date"), _parse_day(end_date, "end_date")
+    if last < first:
+        raise ToolError(f"end_date {end_date} is before start_date {start_date}")
+    start = datetime.combine(first, time.min, ctx.timezone)
+    end = datetime.combine(last + timedelta(days=1), time.min, ctx.timezone)
+    size = ctx.search_page_size
+    found = await ctx.stores.history.between(
+        ctx.agent_key, start, end, limit=size + 1, offset=_offset(page, size)
+    )
+    return _format_results(ctx, found, page, size, f"from {first} to {last}")
+
+
+BUILTIN_TOOLS: tuple[Tool, ...] = (
+    send_message,
+    core_memory_append,
+    core_memory_replace,
+    memory_rethink,
+    conversation_search,
+    conversation_search_date,
+)
+
+
+async def _edit(ctx: ToolContext, label: str, change: memory.Change) -> str:
+    try:
+        edit = await ctx.stores.blocks.edit(ctx.agent_key, label, change, edit_key=ctx.call_key)
+    except NotFoundError:
+        labels = [b.label for b in await ctx.stores.blocks.for_agent(ctx.agent_key)]
+        raise ToolError(f"no block labelled {label!r}; your blocks are {', '.join(labels)}") from None
+    if edit.old_value == edit.new_value:
+        return f"Block '{label}' unchanged (the edit made no difference)."
+    return f"Block '{label}' updated: now {len(edit.new_value)} characters."
+
+
+def _parse_day(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ToolError(f"{name} {text!r} is not a date; use YYYY-MM-DD, e.g. 2026-03-14") from None
+
+
+def _offset(page: int, size: int) -> int:
+    if page < 0:
+        raise ToolError("page must be 0 or more")
+    return page * size
+
+
+def _format_results(
+    ctx: ToolContext, found: list[Message], page: int, size: int, what: str
+) -> str:
+    if not found:
+        return f"No messages {what}" + (" on this page." if page else ".")
+    lines = [f"Messages {what} (page {page}):"]
+    for msg in found[:size]:
+        stamp = msg.created_at.astimezone(ctx.timezone).isoformat(timespec="minutes")
+        text = (msg.content or "").replace("\n", " ")
+        if len(text) > SNIPPET_CHARS:
+            text = text[:SNIPPET_CHARS] + "…"
+        lines.append(f"[{stamp}] {msg.role}: {text}")
+    if len(found) > size:
+        lines.append(f"More results: page={page + 1}.")
+    return "\n".join(lines)

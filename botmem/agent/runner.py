@@ -1,0 +1,88 @@
+"""AgentRunner: turns one stored inbound event into the agent's reply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from botmem.agent.context import ContextBuilder
+from botmem.agent.loop import LoopSettings, StepLoop, Turn
+from botmem.agent.summarizer import Summarizer
+from botmem.agent.tools import Toolset
+from botmem.config import Settings
+from botmem.events import InboundMessage
+from botmem.llm.base import LLMClient
+from botmem.stores.base import Stores
+from botmem.types import AgentKey, AgentState, BlockSpec, Message
+
+log = logging.getLogger(__name__)
+DefaultBlocks = Sequence[tuple[BlockSpec, str | None]]
+
+
+def base_instructions(extra: str = "") -> str:
+    text = resources.files("botmem.agent").joinpath("prompts/system.txt").read_text("utf-8")
+    return f"{text.strip()}\n\n{extra.strip()}" if extra.strip() else text
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        stores: Stores,
+        llm: LLMClient,
+        tools: Toolset,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ):
+        self._stores = stores
+        self._clock = clock
+        self._default_blocks: DefaultBlocks = settings.agent.block_specs()
+        self._ready: set[AgentKey] = set()
+        context = ContextBuilder(
+            stores, llm, Summarizer(llm, settings.context.summary_max_tokens), settings.context,
+            base_instructions(settings.agent.system), tools.schemas(),
+        )
+        loop_settings = LoopSettings(
+            max_steps=settings.llm.max_steps,
+            max_repeated_calls=settings.agent.max_repeated_calls,
+            max_reply_tokens=settings.llm.max_reply_tokens,
+            timezone=ZoneInfo(settings.agent.timezone),
+            search_page_size=settings.agent.search_page_size,
+        )
+        self._loop = StepLoop(stores, llm, tools, context, loop_settings, clock)
+
+    async def ensure_agent(self, agent_key: AgentKey) -> AgentState:
+        """The agent, created with the configured blocks the first time it is seen."""
+        state, created = await self._stores.agents.ensure(agent_key)
+        if agent_key not in self._ready:
+            # attach is idempotent: blocks added to the config later reach existing agents too
+            for spec, shared_name in self._default_blocks:
+                await self._stores.blocks.attach(agent_key, spec, shared_name=shared_name)
+            self._ready.add(agent_key)
+        if created:
+            log.info("agent %s: created", agent_key)
+        return state
+
+    async def run_turn(self, inbox_id: int, inbound: InboundMessage) -> str:
+        """Run the turn for a stored inbound event (or resume it after a crash)."""
+        await self.ensure_agent(inbound.agent_key)
+        turn = Turn(inbound.agent_key, inbox_id)
+        turn.messages = await self._stores.history.for_turn(inbound.agent_key, inbox_id)
+        if not turn.messages:
+            await self._loop.record(turn, _inbound_message(inbound, inbox_id, self._clock()))
+        else:
+            log.info("agent %s: resuming turn %d at message %d", inbound.agent_key, inbox_id,
+                     len(turn.messages))
+        reply = await self._loop.run(turn)
+        await self._stores.agents.touch(inbound.agent_key)
+        return reply
+
+
+def _inbound_message(inbound: InboundMessage, inbox_id: int, now: datetime) -> Message:
+    text = inbound.text
+    if inbound.kind == "scheduled":
+        text = f"[Scheduled wake-up, not a message from the person] {text}"
+    return Message(inbound.agent_key, "user", text, inbound.received_at or now, turn_id=inbox_id)
+

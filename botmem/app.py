@@ -1,0 +1,120 @@
+"""Composition root: the only place that picks concrete classes (stores, LLM client, tools)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from botmem.adapter import Adapter, TurnTask
+from botmem.agent.memory_tools import BUILTIN_TOOLS
+from botmem.agent.runner import AgentRunner
+from botmem.agent.tools import Tool, Toolset
+from botmem.config import Settings, require_llm
+from botmem.events import InboundMessage, OutboundMessage
+from botmem.llm.base import LLMClient
+from botmem.router import Router
+from botmem.stores.base import Stores
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class App:
+    """A running botmem: stores, LLM, agents, router and the adapters it serves."""
+
+    def __init__(
+        self, settings: Settings, stores: Stores, llm: LLMClient, tools: Toolset, clock: Clock
+    ):
+        self.settings = settings
+        self.stores = stores
+        self.llm = llm
+        self.runner = AgentRunner(stores, llm, tools, settings, clock)
+        self.router = Router(stores, self.runner, self.deliver, settings.runtime.max_concurrent_turns)
+        self._adapters: dict[str, Adapter] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        llm: LLMClient | None = None,
+        stores: Stores | None = None,
+        tools: Iterable[Tool] = (),
+        clock: Clock = utc_now,
+    ) -> App:
+        """Open the stores (migrating them) and the LLM client named by the settings."""
+        llm = llm or build_llm(settings)
+        stores = stores or await open_stores(settings, clock)
+        return cls(settings, stores, llm, Toolset([*BUILTIN_TOOLS, *tools]), clock)
+
+    async def handle(self, inbound: InboundMessage) -> TurnTask | None:
+        """The InboundHandler given to adapters."""
+        return await self.router.submit(inbound)
+
+    async def deliver(self, message: OutboundMessage) -> None:
+        adapter = self._adapters.get(message.source)
+        if adapter is None:
+            raise LookupError(f"no running adapter for {message.source!r} messages")
+        await adapter.send(message)
+
+    async def serve(self, adapters: Sequence[Adapter]) -> None:
+        """Start the adapters, replay unfinished work, run until every adapter is done."""
+        for adapter in adapters:
+            self._adapters[adapter.name] = adapter
+        await self.router.replay(set(self._adapters))  # before new events, to keep their order
+        for adapter in adapters:
+            await adapter.start(self.handle)
+        try:
+            await asyncio.gather(*(a.wait_closed() for a in adapters))
+            await self.router.drain()
+        finally:
+            for adapter in adapters:
+                await adapter.stop()
+
+    async def aclose(self) -> None:
+        await self.router.drain()
+        await self.llm.aclose()
+        await self.stores.aclose()
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def open_stores(settings: Settings, clock: Clock = utc_now) -> Stores:
+    from botmem.stores.sql import open_sql_stores
+
+    if not settings.storage.database_url:
+        Path(settings.storage.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    return await open_sql_stores(settings.storage.resolved_database_url(), clock)
+
+
+def build_llm(settings: Settings) -> LLMClient:
+    """The configured model through litellm (imported only now, not at start)."""
+    api_key = require_llm(settings)
+    from botmem.llm.litellm_client import LiteLLMClient
+
+    llm = settings.llm
+    return LiteLLMClient(
+        llm.model,
+        api_base=llm.api_base or None,
+        api_key=api_key,
+        context_window=llm.context_window or None,
+        fallbacks=llm.fallbacks,
+        timeout=llm.timeout,
+        max_retries=llm.max_retries,
+        temperature=llm.temperature,
+    )

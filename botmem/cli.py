@@ -1,0 +1,182 @@
+"""`botmem` command line. Imports stay light here: `botmem --help` must be instant."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from botmem.config import Settings
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from botmem.errors import BotmemError
+
+    try:
+        settings = _settings(args)
+        _setup_logging(settings.runtime.log_level, args.verbose)
+        return asyncio.run(args.command(args, settings))
+    except BotmemError as exc:
+        print(f"botmem: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from botmem import __version__
+
+    parser = argparse.ArgumentParser(prog="botmem", description="Chat bots that remember.")
+    parser.add_argument("--version", action="version", version=f"botmem {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    chat = _command(sub, "chat", "chat with a user's agent in the terminal (or via stdin)", _chat)
+    chat.add_argument("--user", required=True, help="whose agent (agent key console:USER)")
+
+    mem = sub.add_parser("memory", help="view, export, import or wipe an agent's memory")
+    mem_sub = mem.add_subparsers(required=True, metavar="ACTION")
+    show = _command(mem_sub, "show", "print the agent's memory blocks", _memory_show)
+    export = _command(mem_sub, "export", "write the agent as JSON to stdout", _memory_export)
+    wipe = _command(mem_sub, "wipe", "forget everything about the agent", _memory_wipe)
+    wipe.add_argument("--yes", action="store_true", help="do it (without this, nothing happens)")
+    imp = _command(mem_sub, "import", "create an agent from an export file", _memory_import)
+    imp.add_argument("file", help="a file written by `botmem memory export` ('-' for stdin)")
+    imp.add_argument("--replace", action="store_true", help="wipe an existing agent first")
+    for cmd in (show, export, wipe):
+        _add_agent_args(cmd, required=True)
+    _add_agent_args(imp, required=False)
+    return parser
+
+
+def _command(
+    sub: Any, name: str, help_text: str, func: Callable[..., Coroutine[Any, Any, int]]
+) -> argparse.ArgumentParser:
+    cmd: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    cmd.add_argument("--config", metavar="PATH", help="config file (default: ./config.toml if it exists)")
+    cmd.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    cmd.set_defaults(command=func)
+    return cmd
+
+
+def _add_agent_args(cmd: argparse.ArgumentParser, *, required: bool) -> None:
+    group = cmd.add_mutually_exclusive_group(required=required)
+    group.add_argument("--user", help="a console user (agent key console:USER)")
+    group.add_argument("--agent", help="any agent key, e.g. telegram:42")
+
+
+def _agent_key(args: argparse.Namespace) -> str | None:
+    if getattr(args, "agent", None):
+        return str(args.agent)
+    return f"console:{args.user}" if getattr(args, "user", None) else None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from pathlib import Path
+
+    from botmem.config import load_settings
+
+    path = args.config
+    if path is None and Path("config.toml").exists():
+        path = "config.toml"
+    return load_settings(path)
+
+
+def _setup_logging(level: str, verbose: bool) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("LiteLLM", "litellm", "httpx", "httpcore", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.console import ConsoleAdapter
+    from botmem.app import App
+
+    adapter = ConsoleAdapter(args.user)
+    async with await App.open(settings) as app:
+        logging.getLogger("botmem").info("chatting with %s (Ctrl-D to end)", adapter.agent_key)
+        await app.serve([adapter])
+    return 0
+
+
+async def _memory_show(args: argparse.Namespace, settings: Settings) -> int:
+    from botmem.app import open_stores
+
+    stores = await open_stores(settings)
+    try:
+        key = _agent_key(args) or ""
+        if await stores.agents.get(key) is None:
+            print(f"botmem: no agent {key!r} yet", file=sys.stderr)
+            return 1
+        for block in await stores.blocks.for_agent(key):
+            flags = " read-only" if block.read_only else ""
+            flags += f" shared:{block.shared_name}" if block.shared_name else ""
+            print(f"[{block.label}] {len(block.value)}/{block.limit} chars{flags}")
+            print(block.value or "(empty)")
+            print()
+    finally:
+        await stores.aclose()
+    return 0
+
+
+async def _memory_export(args: argparse.Namespace, settings: Settings) -> int:
+    from botmem.agentfile import export_agent
+    from botmem.app import open_stores, utc_now
+
+    stores = await open_stores(settings)
+    try:
+        data = await export_agent(stores, _agent_key(args) or "", utc_now())
+    finally:
+        await stores.aclose()
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+async def _memory_import(args: argparse.Namespace, settings: Settings) -> int:
+    from botmem.agentfile import AgentFileError, import_agent
+    from botmem.app import open_stores
+
+    try:
+        with (sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")) as fh:
+            data = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AgentFileError(f"cannot read {args.file}: {exc}") from None
+    stores = await open_stores(settings)
+    try:
+        key = await import_agent(stores, data, _agent_key(args), replace=args.replace)
+    finally:
+        await stores.aclose()
+    print(f"imported agent {key}", file=sys.stderr)
+    return 0
+
+
+async def _memory_wipe(args: argparse.Namespace, settings: Settings) -> int:
+    from botmem.app import open_stores
+
+    key = _agent_key(args) or ""
+    if not args.yes:
+        print(f"botmem: this forgets everything about {key}; add --yes to do it", file=sys.stderr)
+        return 1
+    stores = await open_stores(settings)
+    try:
+        await stores.wipe_agent(key)
+    finally:
+        await stores.aclose()
+    print(f"wiped agent {key}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

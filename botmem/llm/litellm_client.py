@@ -1,0 +1,389 @@
+"""LiteLLMClient: the LLMClient for every provider litellm knows.
+
+This is the only module in botmem that imports litellm, and it does so at first use:
+`import litellm` costs 4-7 s and ~190 MB, and `botmem --help` must stay instant.
+
+Retries are ours, not litellm's (it gets num_retries=0, max_retries=0): that keeps the count
+of attempts exact, the backoff in one place, and the fallback order predictable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botmem.errors import LLMError
+from botmem.llm.base import Completion, Usage
+from botmem.types import ToolCall
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT_WINDOW = 8192
+MAX_RETRY_AFTER = 30.0
+"""Seconds: a longer retry-after hint is capped, so one turn never stalls for minutes."""
+_MAX_DETAIL = 300
+
+_litellm: Any = None
+_import_lock = threading.Lock()
+
+
+def _load_litellm() -> Any:
+    """Import and configure litellm once (thread-safe: warm() may import it off the loop)."""
+    global _litellm
+    with _import_lock:
+        if _litellm is None:
+            # Without this, the import fetches a cost map over the network (12 s when stalled).
+            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            # litellm's log handler writes records below WARNING to stdout, which is reserved
+            # for chat replies (the console adapter).
+            os.environ.setdefault("LITELLM_LOG", "WARNING")
+            import litellm
+
+            _configure(litellm)
+            _litellm = litellm
+    return _litellm
+
+
+def _configure(litellm: Any) -> None:
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" prints on errors
+    litellm.set_verbose = False
+    # token_counter would otherwise download Hugging Face tokenizers for llama/claude models;
+    # tiktoken's bundled cl100k is close enough for a context budget and works offline.
+    litellm.disable_hf_tokenizer_download = True
+
+
+# How each litellm exception is handled, checked in order (subclasses before their bases).
+# Status-based rules below catch what the table does not name (e.g. APIError with a 5xx).
+_ERROR_KINDS: tuple[tuple[str, bool, str], ...] = (
+    ("Timeout", True, "timed out"),
+    ("RateLimitError", True, "rate limited"),
+    ("ContextWindowExceededError", False, "context window exceeded"),
+    ("ContentPolicyViolationError", False, "content policy violation"),
+    ("AuthenticationError", False, "authentication failed"),
+    ("PermissionDeniedError", False, "permission denied"),
+    ("NotFoundError", False, "model or endpoint not found"),
+    ("APIConnectionError", True, "connection failed"),
+    ("BadRequestError", False, "bad request"),
+    ("UnprocessableEntityError", False, "bad request"),
+    ("ServiceUnavailableError", True, "service unavailable"),
+    ("BadGatewayError", True, "bad gateway"),
+    ("InternalServerError", True, "server error"),
+)
+_NO_STATUS_IN_REASON = {"Timeout", "APIConnectionError"}  # their status codes are made up
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt, classified."""
+
+    reason: str
+    detail: str
+    retryable: bool
+    retry_after: float | None = None
+    error: BaseException | None = None
+
+    def describe(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+
+class LiteLLMClient:
+    """An LLMClient backed by `litellm.acompletion`, with our own retries and fallbacks."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        context_window: int | None = None,
+        fallbacks: Sequence[str] = (),
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        temperature: float | None = None,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        self.model = model
+        self.api_base = api_base
+        self._api_key = api_key
+        self._context_window = context_window
+        self.fallbacks = tuple(fallbacks)
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self.temperature = temperature
+        self.retry_backoff = retry_backoff
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"LiteLLMClient(model={self.model!r}, api_base={self.api_base!r})"
+
+    @property
+    def context_window(self) -> int:
+        """Max input tokens: as configured, else from litellm's model map, else 8192."""
+        if self._context_window is None:
+            self._context_window = _lookup_context_window(self.model)
+        return self._context_window
+
+    @context_window.setter
+    def context_window(self, value: int) -> None:
+        self._context_window = value
+
+    async def warm(self) -> None:
+        """Import litellm and load the tokenizer off the event loop (the first count costs ~1 s)."""
+        await asyncio.to_thread(self._warm_sync)
+
+    def _warm_sync(self) -> None:
+        _load_litellm()
+        _ = self.context_window
+        self.count_tokens([{"role": "user", "content": "warm up"}])
+
+    async def aclose(self) -> None:
+        """Nothing to close: litellm owns and caches its HTTP clients process-wide."""
+
+    # -- completion ---------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """One model call: retries on the primary model, then each fallback once."""
+        request = self._request(messages, tools, max_tokens)
+        result = await self._with_retries(request)
+        if isinstance(result, Completion):
+            return result
+        failures = [f"{self.model}: {result.describe()} after {self.max_retries + 1} attempts"]
+        for fallback in self.fallbacks:
+            outcome = await self._attempt(fallback, request)
+            if isinstance(outcome, Completion):
+                log.warning("LLM %s failed, answered by fallback %s", self.model, fallback)
+                return outcome
+            if not outcome.retryable:
+                self._raise(fallback, outcome, attempts=1, before=failures)
+            failures.append(f"fallback {fallback}: {outcome.describe()}")
+        raise LLMError(self._redact(self._summary(failures)), retryable=True) from result.error
+
+    def _request(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        max_tokens: int | None,
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "messages": messages,
+            "tools": tools or None,
+            "api_base": self.api_base,
+            "api_key": self._api_key,
+            "timeout": self.timeout,
+            "num_retries": 0,  # litellm's own retry loop
+            "max_retries": 0,  # the openai SDK's retry loop underneath it
+            "drop_params": True,  # e.g. temperature on a model that rejects it
+        }
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        if self.temperature is not None:
+            request["temperature"] = self.temperature
+        return request
+
+    async def _with_retries(self, request: dict[str, Any]) -> Completion | _Failure:
+        """Completion from the primary model, or its last retryable failure."""
+        for attempt in range(self.max_retries + 1):
+            outcome = await self._attempt(self.model, request)
+            if isinstance(outcome, Completion):
+                return outcome
+            if not outcome.retryable:
+                self._raise(self.model, outcome, attempts=attempt + 1)
+            if attempt < self.max_retries:
+                delay = self._delay(attempt, outcome.retry_after)
+                log.info("LLM %s: %s; retrying in %.2fs", self.model, outcome.reason, delay)
+                await asyncio.sleep(delay)
+        return outcome
+
+    async def _attempt(self, model: str, request: dict[str, Any]) -> Completion | _Failure:
+        litellm = _load_litellm()
+        try:
+            response = await litellm.acompletion(model=model, **request)
+        except tuple(litellm.LITELLM_EXCEPTION_TYPES) as exc:
+            return self._classify(litellm, exc)
+        return _parse_response(response, model)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter (so many agents don't retry in lockstep)."""
+        backoff = self.retry_backoff * (2**attempt) * random.uniform(1.0, 1.5)
+        if retry_after is not None:
+            return max(backoff, min(retry_after, MAX_RETRY_AFTER))
+        return backoff
+
+    def _classify(self, litellm: Any, exc: BaseException) -> _Failure:
+        status = getattr(exc, "status_code", None)
+        status = status if isinstance(status, int) else None
+        retryable, reason = _kind(litellm, exc, status)
+        if reason == "timed out":
+            reason = f"timed out after {self.timeout:g}s"
+        return _Failure(
+            reason=reason,
+            detail=self._redact(_clean_detail(str(exc))),
+            retryable=retryable,
+            retry_after=_retry_after(exc),
+            error=exc,
+        )
+
+    def _raise(
+        self, model: str, failure: _Failure, *, attempts: int, before: Sequence[str] = ()
+    ) -> None:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        failures = [*before, f"{model}: {failure.reason}{tries}" + _suffix(failure.detail)]
+        message = self._redact(self._summary(failures))
+        raise LLMError(message, retryable=failure.retryable) from failure.error
+
+    def _summary(self, failures: Sequence[str]) -> str:
+        """One line: 'LLM call to M failed: reason after N attempts: detail; fallback F: ...'."""
+        first, *rest = failures
+        model, _, what = first.partition(": ")
+        return "; ".join([f"LLM call to {model} failed: {what}", *rest])
+
+    def _redact(self, text: str) -> str:
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "***")
+        return text
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def count_tokens(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> int:
+        """Tokens these messages (and tool schemas) take in the prompt, for the context budget.
+
+        litellm picks the model's tokenizer and falls back to tiktoken's cl100k for models it
+        does not know; if it still cannot count (odd message shapes), estimate ~4 chars/token.
+        """
+        litellm = _load_litellm()
+        try:
+            count = litellm.token_counter(
+                model=self.model,
+                messages=messages,
+                tools=tools or None,
+                use_default_image_token_count=True,  # never fetch image URLs to measure them
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.debug("token_counter failed for %s (%s); estimating", self.model, exc)
+            return _estimate_tokens(messages, tools)
+        return int(count)
+
+
+def _kind(litellm: Any, exc: BaseException, status: int | None) -> tuple[bool, str]:
+    for name, retryable, label in _ERROR_KINDS:
+        cls = getattr(litellm, name, None)
+        if cls is not None and isinstance(exc, cls):
+            with_status = status is not None and name not in _NO_STATUS_IN_REASON
+            return retryable, f"{label} ({status})" if with_status else label
+    if status is not None and (status >= 500 or status == 408):
+        return True, f"server error ({status})"
+    if status is not None:
+        return False, f"HTTP error ({status})"
+    return False, type(exc).__name__
+
+
+_PREFIXES = re.compile(r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
+
+
+def _clean_detail(message: str) -> str:
+    """litellm's message without its 'litellm.XError: XError: OpenAIException - ' prefixes."""
+    line = " ".join(message.split())
+    line = _PREFIXES.sub("", line, count=1)
+    if len(line) > _MAX_DETAIL:
+        line = line[: _MAX_DETAIL - 1] + "…"
+    return line
+
+
+def _suffix(detail: str) -> str:
+    return f": {detail}" if detail else ""
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked us to wait, from retry-after-ms or retry-after (seconds)."""
+    headers = getattr(exc, "litellm_response_headers", None)
+    if not headers:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+    if not headers or not hasattr(headers, "get"):
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue  # an HTTP date: not worth parsing for a capped wait
+    return None
+
+
+def _lookup_context_window(model: str) -> int:
+    litellm = _load_litellm()
+    try:
+        info = litellm.get_model_info(model)
+    except litellm.ModelNotMappedError:
+        log.info("context window of %s unknown; assuming %d", model, DEFAULT_CONTEXT_WINDOW)
+        return DEFAULT_CONTEXT_WINDOW
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    return int(window) if window else DEFAULT_CONTEXT_WINDOW
+
+
+def _parse_response(response: Any, model: str) -> Completion | _Failure:
+    """A Completion from litellm's ModelResponse; a retryable failure if it has no choices."""
+    choices = getattr(response, "choices", None)
+    if not choices:
+        return _Failure("malformed response", "no choices", retryable=True)
+    message = choices[0].message
+    calls = tuple(
+        _parse_tool_call(call, index) for index, call in enumerate(message.tool_calls or ())
+    )
+    content = message.content
+    if content is not None and not isinstance(content, str):
+        content = json.dumps(content)
+    return Completion(
+        text=content or None,
+        tool_calls=calls,
+        usage=_parse_usage(getattr(response, "usage", None)),
+        model=model,
+    )
+
+
+def _parse_tool_call(call: Any, index: int) -> ToolCall:
+    """Keep the arguments raw, even if not JSON: the agent loop tells the model what was wrong."""
+    function = call.function
+    arguments = function.arguments
+    if arguments is None:
+        arguments = ""
+    elif not isinstance(arguments, str):
+        arguments = json.dumps(arguments)
+    call_id = call.id or f"call_{index}_{uuid.uuid4().hex[:12]}"
+    return ToolCall(id=call_id, name=function.name or "", arguments=arguments)
+
+
+def _parse_usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+def _estimate_tokens(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> int:
+    """~4 characters per token plus a few per message for the role framing (cl100k-ish)."""
+    chars = len(json.dumps(messages, default=str)) + len(json.dumps(tools or [], default=str))
+    return chars // 4 + 3 * len(messages) + 1

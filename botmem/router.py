@@ -1,0 +1,119 @@
+"""Inbound events -> turns: stored first, one turn at a time per agent, bounded concurrency.
+
+Lifecycle of an inbox item: pending -> (turn runs) -> replied -> (adapter sends) -> delivered.
+On start, `replay` picks up whatever a crash left behind: pending turns run again (resuming
+from their stored steps), replied-but-undelivered replies are sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from botmem.adapter import TurnTask
+from botmem.agent.runner import AgentRunner
+from botmem.events import InboundMessage, OutboundMessage
+from botmem.stores.base import Stores
+from botmem.types import AgentKey
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[OutboundMessage], Awaitable[None]]
+MAX_ATTEMPTS = 3
+"""A turn that crashed the process this many times is given up (a poison message)."""
+BUG_REPLY = "Sorry, something went wrong on my side and I could not answer that."
+
+
+class Router:
+    def __init__(self, stores: Stores, runner: AgentRunner, deliver: Deliver, max_concurrent: int):
+        self._stores = stores
+        self._runner = runner
+        self._deliver = deliver
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._agents: dict[AgentKey, tuple[asyncio.Lock, list[int]]] = {}
+        self._tasks: set[TurnTask] = set()
+
+    async def submit(self, inbound: InboundMessage) -> TurnTask | None:
+        """Store the event, then schedule its turn. A duplicate is dropped (returns None)."""
+        inbox_id = await self._stores.inbox.add(inbound)
+        if inbox_id is None:
+            log.info("duplicate %s message %s for %s dropped", inbound.source,
+                     inbound.message_id, inbound.agent_key)
+            return None
+        return self._spawn(inbox_id, inbound, "pending", None)
+
+    async def replay(self, sources: set[str] | None = None) -> int:
+        """Schedule what a previous run left unfinished (for these sources); returns how many."""
+        items = [
+            item for item in await self._stores.inbox.unfinished()
+            if sources is None or item.inbound.source in sources
+        ]
+        for item in items:
+            self._spawn(item.id, item.inbound, item.status, item.reply)
+        if items:
+            log.info("replaying %d unfinished inbound message(s)", len(items))
+        return len(items)
+
+    async def drain(self) -> None:
+        """Wait for every scheduled turn to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(
+        self, inbox_id: int, inbound: InboundMessage, status: str, reply: str | None
+    ) -> TurnTask:
+        task = asyncio.create_task(self._process(inbox_id, inbound, status, reply))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _process(
+        self, inbox_id: int, inbound: InboundMessage, status: str, reply: str | None
+    ) -> None:
+        async with self._agent_turn(inbound.agent_key), self._slots:
+            if status == "pending":
+                reply = await self._run(inbox_id, inbound)
+            if reply is not None:
+                await self._send(OutboundMessage.reply(inbound, reply, inbox_id))
+
+    async def _run(self, inbox_id: int, inbound: InboundMessage) -> str | None:
+        """Run the turn; returns the reply to send (None: nothing to send)."""
+        attempts = await self._stores.inbox.start_attempt(inbox_id)
+        if attempts > MAX_ATTEMPTS:
+            log.error("inbound %d for %s failed %d times; giving up", inbox_id,
+                      inbound.agent_key, attempts - 1)
+            await self._stores.inbox.mark_failed(inbox_id, "too many attempts")
+            return None
+        try:
+            reply = await self._runner.run_turn(inbox_id, inbound)
+        except Exception as exc:  # boundary: one broken turn must not take the bot down
+            log.exception("turn %d for %s failed", inbox_id, inbound.agent_key)
+            await self._stores.inbox.mark_failed(inbox_id, f"{type(exc).__name__}: {exc}")
+            await self._send(OutboundMessage.reply(inbound, BUG_REPLY, None))
+            return None
+        await self._stores.inbox.mark_replied(inbox_id, reply)
+        return reply
+
+    async def _send(self, message: OutboundMessage) -> None:
+        try:
+            await self._deliver(message)
+        except Exception:  # boundary: the reply stays 'replied' and is sent again on restart
+            log.exception("sending the reply to %s failed", message.agent_key)
+            return
+        if message.inbox_id is not None:
+            await self._stores.inbox.mark_delivered(message.inbox_id)
+
+    @asynccontextmanager
+    async def _agent_turn(self, agent_key: AgentKey) -> AsyncIterator[None]:
+        """Serialize turns per agent; the lock is dropped once no turn of it waits."""
+        lock, users = self._agents.setdefault(agent_key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._agents[agent_key]

@@ -1,0 +1,315 @@
+"""In-memory stores: for tests and throwaway bots. Same contract as the SQL stores.
+
+Safe under asyncio without locks because no method awaits between reading and writing its
+state: every operation runs to completion before another task can interleave.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from botmem.errors import NotFoundError
+from botmem.events import InboundMessage
+from botmem.stores.base import Clock, InboxItem, InboxStatus, Stores
+from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Aware UTC, as the SQL stores return it; naive values are taken to be UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _copy(state: AgentState) -> AgentState:
+    """Callers get copies: mutating a returned state must not change the store."""
+    return replace(state, metadata=dict(state.metadata))
+
+
+class MemoryAgentStore:
+    def __init__(self, clock: Clock):
+        self._clock = clock
+        self._agents: dict[AgentKey, AgentState] = {}
+
+    async def get(self, agent_key: AgentKey) -> AgentState | None:
+        state = self._agents.get(agent_key)
+        return _copy(state) if state else None
+
+    async def ensure(self, agent_key: AgentKey) -> tuple[AgentState, bool]:
+        created = agent_key not in self._agents
+        if created:
+            self._agents[agent_key] = AgentState(agent_key=agent_key, created_at=self._clock())
+        return _copy(self._agents[agent_key]), created
+
+    def _existing(self, agent_key: AgentKey) -> AgentState:
+        if agent_key not in self._agents:
+            raise NotFoundError(f"no agent {agent_key!r}")
+        return self._agents[agent_key]
+
+    async def save_summary(self, agent_key: AgentKey, summary: str, context_start_id: int) -> None:
+        state = self._existing(agent_key)
+        state.summary = summary
+        state.summary_at = self._clock()
+        state.context_start_id = context_start_id
+
+    async def touch(self, agent_key: AgentKey) -> None:
+        self._existing(agent_key).last_active_at = self._clock()
+
+    async def all(self) -> list[AgentState]:
+        return [_copy(self._agents[key]) for key in sorted(self._agents)]
+
+    async def delete(self, agent_key: AgentKey) -> None:
+        self._agents.pop(agent_key, None)
+
+
+class MemoryBlockStore:
+    def __init__(self, clock: Clock):
+        self._clock = clock
+        self._blocks: dict[str, Block] = {}
+        self._shared: dict[str, str] = {}  # shared_name -> block id
+        self._links: dict[AgentKey, dict[str, str]] = {}  # label -> block id, attach order
+        self._edits: list[BlockEdit] = []  # oldest first
+
+    async def for_agent(self, agent_key: AgentKey) -> list[Block]:
+        links = self._links.get(agent_key, {})
+        return [replace(self._blocks[bid], label=label) for label, bid in links.items()]
+
+    async def get(self, agent_key: AgentKey, label: str) -> Block | None:
+        return self._view(agent_key, label)
+
+    def _view(self, agent_key: AgentKey, label: str) -> Block | None:
+        block_id = self._links.get(agent_key, {}).get(label)
+        return replace(self._blocks[block_id], label=label) if block_id else None
+
+    async def attach(
+        self, agent_key: AgentKey, spec: BlockSpec, *, shared_name: str | None = None
+    ) -> Block:
+        links = self._links.setdefault(agent_key, {})
+        if spec.label not in links:
+            block_id = self._shared.get(shared_name) if shared_name else None
+            if block_id is None:
+                block_id = self._create(spec, shared_name)
+            links[spec.label] = block_id
+        return replace(self._blocks[links[spec.label]], label=spec.label)
+
+    def _create(self, spec: BlockSpec, shared_name: str | None) -> str:
+        block = Block(
+            id=uuid.uuid4().hex,
+            label=spec.label,
+            value=spec.value,
+            limit=spec.limit,
+            description=spec.description,
+            read_only=spec.read_only,
+            version=1,
+            shared_name=shared_name,
+            updated_at=self._clock(),
+        )
+        self._blocks[block.id] = block
+        if shared_name:
+            self._shared[shared_name] = block.id
+        return block.id
+
+    async def detach(self, agent_key: AgentKey, label: str) -> None:
+        block_id = self._links.get(agent_key, {}).pop(label, None)
+        if block_id and self._blocks[block_id].shared_name is None:
+            self._drop_block(block_id)
+
+    def _drop_block(self, block_id: str) -> None:
+        del self._blocks[block_id]
+        self._edits = [e for e in self._edits if e.block_id != block_id]
+
+    async def edit(
+        self,
+        agent_key: AgentKey,
+        label: str,
+        change: Callable[[Block], str],
+        *,
+        edit_key: str | None = None,
+    ) -> BlockEdit:
+        if edit_key is not None:
+            for recorded in self._edits:
+                if recorded.agent_key == agent_key and recorded.edit_key == edit_key:
+                    return recorded
+        block = self._view(agent_key, label)
+        if block is None:
+            raise NotFoundError(f"{agent_key!r} has no block {label!r}")
+        new_value = change(block)
+        unchanged = new_value == block.value
+        edit = BlockEdit(
+            block_id=block.id,
+            label=label,
+            old_value=block.value,
+            new_value=new_value,
+            version=block.version if unchanged else block.version + 1,
+            agent_key=agent_key,
+            edit_key=edit_key,
+            created_at=self._clock(),
+        )
+        if not unchanged:
+            stored = self._blocks[block.id]
+            self._blocks[block.id] = replace(
+                stored, value=new_value, version=edit.version, updated_at=edit.created_at
+            )
+            self._edits.append(edit)
+        return edit
+
+    async def edits(
+        self, agent_key: AgentKey, label: str | None = None, *, limit: int = 50
+    ) -> list[BlockEdit]:
+        links = self._links.get(agent_key, {})
+        wanted = {bid for lbl, bid in links.items() if label is None or lbl == label}
+        return [e for e in reversed(self._edits) if e.block_id in wanted][:limit]
+
+    async def delete_agent(self, agent_key: AgentKey) -> None:
+        self._edits = [e for e in self._edits if e.agent_key != agent_key]
+        for block_id in self._links.pop(agent_key, {}).values():
+            if self._blocks[block_id].shared_name is None:
+                self._drop_block(block_id)
+
+
+def _words(query: str) -> list[str]:
+    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))
+
+
+def _search(found: list[Message], query: str) -> list[Message]:
+    """Portable word match, ranked by distinct words matched, then newest first."""
+    words = _words(query)
+    scored = []
+    for message in found:
+        if message.role not in ("user", "assistant") or message.content is None:
+            continue
+        content = message.content.lower()
+        score = sum(word in content for word in words)
+        if score:
+            scored.append((score, message))
+    scored.sort(key=lambda pair: (pair[0], pair[1].created_at, pair[1].id or 0), reverse=True)
+    return [message for _, message in scored]
+
+
+class MemoryHistoryStore:
+    def __init__(self) -> None:
+        self._messages: list[Message] = []  # in id order
+        self._next_id = 1
+
+    async def append(self, messages: Sequence[Message]) -> list[Message]:
+        stored = []
+        for message in messages:
+            stored.append(replace(message, id=self._next_id, created_at=_as_utc(message.created_at)))
+            self._next_id += 1
+        self._messages.extend(stored)
+        return stored
+
+    def _of(self, agent_key: AgentKey) -> list[Message]:
+        return [m for m in self._messages if m.agent_key == agent_key]
+
+    async def since(self, agent_key: AgentKey, first_id: int) -> list[Message]:
+        return [m for m in self._of(agent_key) if (m.id or 0) >= first_id]
+
+    async def for_turn(self, agent_key: AgentKey, turn_id: int) -> list[Message]:
+        return [m for m in self._of(agent_key) if m.turn_id == turn_id]
+
+    async def count(self, agent_key: AgentKey) -> int:
+        return len(self._of(agent_key))
+
+    async def search(
+        self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
+    ) -> list[Message]:
+        return _search(self._of(agent_key), query)[offset : offset + limit]
+
+    async def between(
+        self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0
+    ) -> list[Message]:
+        start, end = _as_utc(start), _as_utc(end)
+        found = [m for m in self._of(agent_key) if start <= m.created_at < end]
+        found.sort(key=lambda m: (m.created_at, m.id or 0))
+        return found[offset : offset + limit]
+
+    async def delete_agent(self, agent_key: AgentKey) -> None:
+        self._messages = [m for m in self._messages if m.agent_key != agent_key]
+
+
+@dataclass
+class _InboxRow:
+    inbound: InboundMessage
+    status: InboxStatus
+    created_at: datetime
+    reply: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+class MemoryInboxStore:
+    def __init__(self, clock: Clock):
+        self._clock = clock
+        self._rows: dict[int, _InboxRow] = {}  # in id order
+        self._seen: set[tuple[str, str]] = set()
+        self._next_id = 1
+
+    async def add(self, inbound: InboundMessage) -> int | None:
+        key = (inbound.source, inbound.message_id)
+        if key in self._seen:
+            return None
+        self._seen.add(key)
+        inbox_id, self._next_id = self._next_id, self._next_id + 1
+        # Round-trip through the stored form, as SQL does: later mutation of `extra` is not seen.
+        stored = InboundMessage.from_dict(inbound.to_dict())
+        self._rows[inbox_id] = _InboxRow(stored, "pending", self._clock())
+        return inbox_id
+
+    def _item(self, inbox_id: int, row: _InboxRow) -> InboxItem:
+        return InboxItem(inbox_id, row.inbound, row.status, row.reply, row.attempts, row.created_at)
+
+    def _row(self, inbox_id: int) -> _InboxRow:
+        if inbox_id not in self._rows:
+            raise NotFoundError(f"no inbox item {inbox_id}")
+        return self._rows[inbox_id]
+
+    async def get(self, inbox_id: int) -> InboxItem | None:
+        row = self._rows.get(inbox_id)
+        return self._item(inbox_id, row) if row else None
+
+    async def unfinished(self) -> list[InboxItem]:
+        return [
+            self._item(inbox_id, row)
+            for inbox_id, row in self._rows.items()
+            if row.status in ("pending", "replied")
+        ]
+
+    async def start_attempt(self, inbox_id: int) -> int:
+        row = self._row(inbox_id)
+        row.attempts += 1
+        return row.attempts
+
+    async def mark_replied(self, inbox_id: int, reply: str | None) -> None:
+        row = self._row(inbox_id)
+        row.status, row.reply = "replied", reply
+
+    async def mark_delivered(self, inbox_id: int) -> None:
+        self._row(inbox_id).status = "delivered"
+
+    async def mark_failed(self, inbox_id: int, error: str) -> None:
+        row = self._row(inbox_id)
+        row.status, row.error = "failed", error
+
+    async def delete_agent(self, agent_key: AgentKey) -> None:
+        for inbox_id, row in list(self._rows.items()):
+            if row.inbound.agent_key == agent_key:
+                del self._rows[inbox_id]
+                self._seen.discard((row.inbound.source, row.inbound.message_id))
+
+
+def memory_stores(clock: Clock | None = None) -> Stores:
+    """Fresh, empty in-memory stores sharing one clock."""
+    now = clock or _utc_now
+    return Stores(
+        agents=MemoryAgentStore(now),
+        blocks=MemoryBlockStore(now),
+        history=MemoryHistoryStore(),
+        inbox=MemoryInboxStore(now),
+    )

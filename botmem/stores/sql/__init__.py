@@ -1,0 +1,48 @@
+"""SQL stores (SQLAlchemy Core, async): SQLite by default, PostgreSQL via asyncpg."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from botmem.stores.base import Clock, Stores
+from botmem.stores.sql.agents import SqlAgentStore
+from botmem.stores.sql.blocks import SqlBlockStore
+from botmem.stores.sql.engine import Database, create_engine
+from botmem.stores.sql.history import SqlHistoryStore
+from botmem.stores.sql.inbox import SqlInboxStore
+from botmem.stores.sql.migrations import migrate
+
+__all__ = [
+    "SqlAgentStore",
+    "SqlBlockStore",
+    "SqlHistoryStore",
+    "SqlInboxStore",
+    "open_sql_stores",
+]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def open_sql_stores(url: str, clock: Clock | None = None) -> Stores:
+    """Open the database at `url` (e.g. ``sqlite+aiosqlite:///data/botmem.db`` or
+    ``postgresql+asyncpg://user@host/db``), bring its schema up to date and return the stores.
+    """
+    engine = create_engine(url)
+    migrated = False
+    try:
+        await migrate(engine)
+        migrated = True
+    finally:
+        if not migrated:
+            await engine.dispose()
+    db = Database(engine)
+    now = clock or _utc_now
+    return Stores(
+        agents=SqlAgentStore(db, now),
+        blocks=SqlBlockStore(db, now),
+        history=SqlHistoryStore(db),
+        inbox=SqlInboxStore(db, now),
+        close=engine.dispose,
+    )

@@ -1,0 +1,154 @@
+"""The tables, as SQLAlchemy Core, on one MetaData. migrations.py brings a database here.
+
+Kept portable between SQLite and PostgreSQL: no dialect types, autoincrement ids that are
+BIGINT on Postgres and the rowid alias on SQLite, timestamps stored as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+# SQLite only autoincrements an "INTEGER PRIMARY KEY"; Postgres gets a BIGSERIAL.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC datetime; naive values are taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored in UTC, returned aware in UTC.
+
+    SQLite keeps datetimes as text without an offset (and gives naive values back), so
+    values are converted to UTC before binding; that also keeps text comparisons correct.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String, nullable=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("agent_key", String, primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_active_at", UtcDateTime),
+    Column("summary", Text, nullable=False, default=""),
+    Column("summary_at", UtcDateTime),
+    Column("context_start_id", BigInteger, nullable=False, default=0),
+    Column("metadata", JSON, nullable=False, default=dict),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("label", String, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("char_limit", Integer, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("read_only", Boolean, nullable=False, default=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("shared_name", String, unique=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+agent_blocks = Table(
+    "agent_blocks",
+    metadata,
+    Column("agent_key", String, primary_key=True),
+    Column("label", String, primary_key=True),
+    Column("block_id", ForeignKey("blocks.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Index("ix_agent_blocks_block", "block_id"),
+)
+
+block_edits = Table(
+    "block_edits",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("block_id", ForeignKey("blocks.id", ondelete="CASCADE"), nullable=False),
+    Column("agent_key", String, nullable=False),
+    Column("label", String, nullable=False),
+    Column("old_value", Text, nullable=False),
+    Column("new_value", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("edit_key", String),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("agent_key", "edit_key", name="uq_block_edits_agent_edit_key"),
+    Index("ix_block_edits_block", "block_id", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("agent_key", String, nullable=False),
+    Column("turn_id", BigInteger),
+    Column("role", String(16), nullable=False),
+    Column("content", Text),
+    Column("tool_calls", JSON, nullable=False, default=list),
+    Column("tool_call_id", String),
+    Column("name", String),
+    Column("tokens", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_messages_agent_id", "agent_key", "id"),
+    Index("ix_messages_agent_created", "agent_key", "created_at"),
+    Index("ix_messages_agent_turn", "agent_key", "turn_id"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String, nullable=False),
+    Column("source_message_id", String, nullable=False),
+    Column("agent_key", String, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reply", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("source", "source_message_id", name="uq_inbox_source_message"),
+    Index("ix_inbox_status", "status", "id"),
+    Index("ix_inbox_agent", "agent_key"),
+)

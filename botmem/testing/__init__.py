@@ -1,0 +1,1 @@
+"""Test helpers shipped with botmem, for its own tests and for users'."""
