@@ -65,19 +65,27 @@ class App:
             raise LookupError(f"no running adapter for {message.source!r} messages")
         await adapter.send(message)
 
-    async def serve(self, adapters: Sequence[Adapter]) -> None:
-        """Start the adapters, replay unfinished work, run until every adapter is done."""
+    async def start(self, adapters: Sequence[Adapter]) -> None:
+        """Replay what a previous run left unfinished, then start the adapters."""
         for adapter in adapters:
             self._adapters[adapter.name] = adapter
         await self.router.replay(set(self._adapters))  # before new events, to keep their order
         for adapter in adapters:
             await adapter.start(self.handle)
+
+    async def serve(self, adapters: Sequence[Adapter]) -> None:
+        """Start the adapters and run until every one of them is done."""
+        await self.start(adapters)
         try:
             await asyncio.gather(*(a.wait_closed() for a in adapters))
             await self.router.drain()
         finally:
-            for adapter in adapters:
-                await adapter.stop()
+            await self.stop()
+
+    async def stop(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.stop()
+        self._adapters.clear()
 
     async def aclose(self) -> None:
         await self.router.drain()

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from botmem.errors import LLMError
 from botmem.llm.base import Completion, Usage
@@ -92,9 +92,6 @@ class _Failure:
     retry_after: float | None = None
     error: BaseException | None = None
 
-    def describe(self) -> str:
-        return f"{self.reason}: {self.detail}" if self.detail else self.reason
-
 
 class LiteLLMClient:
     """An LLMClient backed by `litellm.acompletion`, with our own retries and fallbacks."""
@@ -162,16 +159,16 @@ class LiteLLMClient:
         result = await self._with_retries(request)
         if isinstance(result, Completion):
             return result
-        failures = [f"{self.model}: {result.describe()} after {self.max_retries + 1} attempts"]
+        failures = [_describe(result, self.max_retries + 1)]
         for fallback in self.fallbacks:
             outcome = await self._attempt(fallback, request)
             if isinstance(outcome, Completion):
-                log.warning("LLM %s failed, answered by fallback %s", self.model, fallback)
+                log.warning("LLM %s failed; fallback %s answered", self.model, fallback)
                 return outcome
+            failures.append(f"fallback {fallback}: {_describe(outcome, 1)}")
             if not outcome.retryable:
-                self._raise(fallback, outcome, attempts=1, before=failures)
-            failures.append(f"fallback {fallback}: {outcome.describe()}")
-        raise LLMError(self._redact(self._summary(failures)), retryable=True) from result.error
+                self._raise(failures, outcome)
+        self._raise(failures, result)
 
     def _request(
         self,
@@ -202,7 +199,7 @@ class LiteLLMClient:
             if isinstance(outcome, Completion):
                 return outcome
             if not outcome.retryable:
-                self._raise(self.model, outcome, attempts=attempt + 1)
+                self._raise([_describe(outcome, attempt + 1)], outcome)
             if attempt < self.max_retries:
                 delay = self._delay(attempt, outcome.retry_after)
                 log.info("LLM %s: %s; retrying in %.2fs", self.model, outcome.reason, delay)
@@ -238,19 +235,10 @@ class LiteLLMClient:
             error=exc,
         )
 
-    def _raise(
-        self, model: str, failure: _Failure, *, attempts: int, before: Sequence[str] = ()
-    ) -> None:
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        failures = [*before, f"{model}: {failure.reason}{tries}" + _suffix(failure.detail)]
-        message = self._redact(self._summary(failures))
-        raise LLMError(message, retryable=failure.retryable) from failure.error
-
-    def _summary(self, failures: Sequence[str]) -> str:
-        """One line: 'LLM call to M failed: reason after N attempts: detail; fallback F: ...'."""
-        first, *rest = failures
-        model, _, what = first.partition(": ")
-        return "; ".join([f"LLM call to {model} failed: {what}", *rest])
+    def _raise(self, failures: Sequence[str], last: _Failure) -> NoReturn:
+        """LLMError, one line: 'LLM call to M failed: why after N attempts; fallback F: why'."""
+        message = f"LLM call to {self.model} failed: " + "; ".join(failures)
+        raise LLMError(self._redact(message), retryable=last.retryable) from last.error
 
     def _redact(self, text: str) -> str:
         if self._api_key and len(self._api_key) >= 4:
@@ -306,8 +294,10 @@ def _clean_detail(message: str) -> str:
     return line
 
 
-def _suffix(detail: str) -> str:
-    return f": {detail}" if detail else ""
+def _describe(failure: _Failure, attempts: int) -> str:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    detail = f": {failure.detail}" if failure.detail else ""
+    return f"{failure.reason}{tries}{detail}"
 
 
 def _retry_after(exc: BaseException) -> float | None:

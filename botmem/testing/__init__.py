@@ -1,1 +1,12 @@
-"""Test helpers shipped with botmem, for its own tests and for users'."""
+"""Test helpers shipped with botmem, for its own tests and for users'.
+
+- `ScriptedLLM` (+ `reply`, `call`, `calls`, `raw_call`): script the model, record requests.
+- `FakeAdapter`: a chat platform in memory.
+- `FakeOpenAIServer` (botmem.testing.openai_server): an OpenAI-compatible HTTP server on
+  127.0.0.1 for end-to-end tests through the real LiteLLMClient.
+"""
+
+from botmem.testing.fake_adapter import FakeAdapter
+from botmem.testing.scripted import ScriptedLLM, call, calls, raw_call, reply
+
+__all__ = ["FakeAdapter", "ScriptedLLM", "call", "calls", "raw_call", "reply"]

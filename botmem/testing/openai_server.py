@@ -180,8 +180,9 @@ class FakeOpenAIServer:
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         try:
             status, payload, extra, delay = self._route(method, path, headers, body)
-        except Exception as exc:  # noqa: BLE001 - the server's boundary: a broken responder is a 500
-            status, payload, extra, delay = 500, _error_payload(f"responder failed: {exc!r}", 500), {}, 0.0
+        except Exception as exc:  # the server's boundary: a broken responder becomes a 500
+            payload = _error_payload(f"responder failed: {exc!r}", 500)
+            status, extra, delay = 500, {}, 0.0
         if delay:
             await asyncio.sleep(delay)
         keep_alive = headers.get("connection", "").lower() != "close"
@@ -217,7 +218,7 @@ class FakeOpenAIServer:
         return 200, self._completion_payload(request, reply), reply.headers, reply.delay
 
     def _models_payload(self) -> dict[str, Any]:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "botmem"} for m in self.models]
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return {"object": "list", "data": data}
 
     def _completion_payload(self, request: dict[str, Any], reply: Reply) -> dict[str, Any]:
