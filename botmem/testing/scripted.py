@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botmem.errors import LLMError
 from botmem.llm.base import Completion, Usage
 from botmem.types import ToolCall
 
-Scripted = Completion | LLMError
+Scripted = Completion | BaseException
+"""A completion, or an exception to raise (e.g. LLMError) at that step."""
 Responder = Callable[[list[dict[str, Any]]], Scripted]
 
 
@@ -82,7 +82,7 @@ class ScriptedLLM:
             text = self.summaries.pop(0) if self.summaries else f"Summary of {len(messages)} messages."
             return Completion(text=text)
         item = self._next(messages)
-        if isinstance(item, LLMError):
+        if isinstance(item, BaseException):
             raise item
         usage = Usage(prompt_tokens=self.count_tokens(messages), completion_tokens=1)
         return Completion(item.text, item.tool_calls, usage, "scripted")

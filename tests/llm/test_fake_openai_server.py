@@ -36,7 +36,10 @@ async def test_models_and_chat_share_one_kept_alive_connection() -> None:
         assert models["data"][0]["id"] == "test-model"
         for _ in range(3):
             status, headers, reply = await http(
-                reader, writer, "POST", "/v1/chat/completions",
+                reader,
+                writer,
+                "POST",
+                "/v1/chat/completions",
                 {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
             )
             assert status == 200

@@ -58,7 +58,9 @@ async def test_tool_calls_are_parsed_with_ids_names_and_raw_arguments() -> None:
     async with FakeOpenAIServer() as server:
         server.queue(
             tool_calls(
-                tool_call("core_memory_append", {"label": "human", "content": "Name: Bob"}, id="a1"),
+                tool_call(
+                    "core_memory_append", {"label": "human", "content": "Name: Bob"}, id="a1"
+                ),
                 tool_call("send_message", {"message": "Hi Bob"}, id="a2"),
             )
         )
@@ -188,8 +190,14 @@ async def test_non_retryable_fallback_error_stops_there() -> None:
 async def test_unreachable_server_is_a_retryable_error() -> None:
     async with FakeOpenAIServer() as server:
         base_url = server.base_url
-    client = LiteLLMClient("openai/test-model", api_base=base_url, api_key="sk-test",
-                           max_retries=1, retry_backoff=0.01, timeout=2)
+    client = LiteLLMClient(
+        "openai/test-model",
+        api_base=base_url,
+        api_key="sk-test",
+        max_retries=1,
+        retry_backoff=0.01,
+        timeout=2,
+    )
     with pytest.raises(LLMError) as caught:
         await client.complete(HELLO)
     assert caught.value.retryable is True
@@ -247,8 +255,11 @@ def test_count_tokens_handles_tool_call_messages_and_unknown_models() -> None:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "c1", "type": "function",
-                 "function": {"name": "send_message", "arguments": "{not json"}}
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "send_message", "arguments": "{not json"},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "c1", "content": "error: bad JSON"},
