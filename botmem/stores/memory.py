@@ -200,7 +200,9 @@ class MemoryHistoryStore:
     async def append(self, messages: Sequence[Message]) -> list[Message]:
         stored = []
         for message in messages:
-            stored.append(replace(message, id=self._next_id, created_at=_as_utc(message.created_at)))
+            stored.append(
+                replace(message, id=self._next_id, created_at=_as_utc(message.created_at))
+            )
             self._next_id += 1
         self._messages.extend(stored)
         return stored

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 
 from botmem.adapter import Capabilities, InboundHandler
 from botmem.events import InboundMessage, OutboundMessage
@@ -18,6 +19,7 @@ class FakeAdapter:
         self._handle: InboundHandler | None = None
         self._closed = asyncio.Event()
         self._ids = itertools.count(1)
+        self._session = uuid.uuid4().hex[:8]  # ids stay unique across restarts
 
     async def start(self, handle: InboundHandler) -> None:
         self._handle = handle
@@ -34,7 +36,7 @@ class FakeAdapter:
     def inbound(self, user: str, text: str, message_id: str | None = None) -> InboundMessage:
         return InboundMessage(
             source=self.name,
-            message_id=message_id or f"m{next(self._ids)}",
+            message_id=message_id or f"{self._session}-{next(self._ids)}",
             agent_key=f"{self.name}:{user}",
             text=text,
             user_id=user,

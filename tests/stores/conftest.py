@@ -86,15 +86,27 @@ async def _fresh_pg_database() -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "memory":
+async def _backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    if name == "memory":
         yield Backend("memory", None)
-    elif request.param == "sqlite":
+    elif name == "sqlite":
         yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'data' / 'botmem.db'}")
     else:
         async for url in _fresh_pg_database():
             yield Backend("postgres", url)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for made in _backend(request.param, tmp_path):
+        yield made
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Only the backends with a schema (for migration tests)."""
+    async for made in _backend(request.param, tmp_path):
+        yield made
 
 
 @pytest.fixture

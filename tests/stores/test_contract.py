@@ -6,10 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from botmem.errors import NotFoundError, ToolError
 from botmem.events import InboundMessage
 from botmem.stores.base import Stores
+from botmem.stores.sql.engine import create_engine
+from botmem.stores.sql.migrations import MIGRATIONS, migrate
+from botmem.stores.sql.schema import schema_version
 from botmem.types import Block, BlockSpec, Message
 from tests.stores.conftest import Backend
 
@@ -254,15 +258,9 @@ async def test_wipe_agent_forgets_one_agent_only(stores: Stores) -> None:
 # --- migrations -----------------------------------------------------------------------
 
 
-async def test_reopening_keeps_data_and_schema_version(backend: Backend) -> None:
-    if backend.url is None:
-        pytest.skip("the in-memory backend has no schema")
-    from sqlalchemy import select
-
-    from botmem.stores.sql.engine import create_engine
-    from botmem.stores.sql.migrations import MIGRATIONS, migrate
-    from botmem.stores.sql.schema import schema_version
-
+async def test_reopening_keeps_data_and_schema_version(sql_backend: Backend) -> None:
+    backend = sql_backend
+    assert backend.url is not None
     first = await backend.open()
     await first.agents.ensure("a")
     await first.blocks.attach("a", PERSONA)
@@ -282,13 +280,9 @@ async def test_reopening_keeps_data_and_schema_version(backend: Backend) -> None
     assert sorted(versions) == [m.version for m in MIGRATIONS]
 
 
-async def test_concurrent_first_migrations_apply_once(backend: Backend) -> None:
-    if backend.url is None:
-        pytest.skip("the in-memory backend has no schema")
-    from botmem.stores.sql.engine import create_engine
-    from botmem.stores.sql.migrations import migrate
-
-    engines = [create_engine(backend.url) for _ in range(3)]
+async def test_concurrent_first_migrations_apply_once(sql_backend: Backend) -> None:
+    assert sql_backend.url is not None
+    engines = [create_engine(sql_backend.url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(migrate(e) for e in engines))
     finally:

@@ -118,7 +118,9 @@ async def test_history_delete_agent(stores: Stores) -> None:
 # --- inbox ----------------------------------------------------------------------------
 
 
-def inbound(message_id: str, agent: str = "telegram:42", source: str = "telegram") -> InboundMessage:
+def inbound(
+    message_id: str, agent: str = "telegram:42", source: str = "telegram"
+) -> InboundMessage:
     return InboundMessage(
         source=source,
         message_id=message_id,
@@ -179,3 +181,14 @@ async def test_inbox_delete_agent(stores: Stores) -> None:
     kept = await stores.inbox.add(inbound("2", agent="telegram:2"))
     await stores.inbox.delete_agent("telegram:1")
     assert [i.id for i in await stores.inbox.unfinished()] == [kept]
+
+
+async def test_ids_are_not_reused_after_a_wipe(stores: Stores) -> None:
+    await stores.history.append([msg("a", "user", "x", 0)])
+    last = await stores.history.append([msg("b", "user", "y", 1)])
+    first_inbox = await stores.inbox.add(inbound("1", agent="b"))
+    await stores.wipe_agent("b")
+    [again] = await stores.history.append([msg("a", "user", "z", 2)])
+    assert again.id is not None and last[0].id is not None and again.id > last[0].id
+    new_inbox = await stores.inbox.add(inbound("2", agent="a"))
+    assert first_inbox is not None and new_inbox is not None and new_inbox > first_inbox

@@ -9,9 +9,10 @@ which makes conflicts rare; the version check keeps edits correct regardless.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
@@ -92,10 +93,9 @@ class SqlBlockStore:
             block_id = shared_id or await self._insert_block(conn, spec, None)
             await self._insert_link(conn, agent_key, spec.label, block_id)
 
-        try:
+        # A concurrent attach may give the agent this label first; then theirs stands.
+        with contextlib.suppress(IntegrityError):
             await self._db.write(link)
-        except IntegrityError:
-            pass  # a concurrent attach gave the agent this label first; theirs stands
         block = await self.get(agent_key, spec.label)
         if block is None:
             raise StoreError(f"block {spec.label!r} of {agent_key!r} vanished while attached")

@@ -83,7 +83,7 @@ class Database:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self._writer = (
-            engine
+            engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}) if self.sqlite else engine
         )
 
     def read(self) -> AsyncConnection:

@@ -6,8 +6,8 @@ import operator
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import reduce
 from datetime import datetime
+from functools import reduce
 from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select
