@@ -30,10 +30,10 @@ metadata = MetaData()
 
 # SQLite only autoincrements an "INTEGER PRIMARY KEY"; Postgres gets a BIGSERIAL.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-# Ids are never reused, even after the rows with the highest ids are deleted (an agent
-# wiped): without AUTOINCREMENT SQLite would hand them out again. Message ids order history
-# and key tool-call edits, so a reused id could be mistaken for an old one.
-NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+# Tables with an Id pass sqlite_autoincrement=True so that ids are never reused, even after
+# the rows with the highest ids are deleted (an agent wiped); plain SQLite would hand them
+# out again. Message ids order history and key tool-call edits: a reused id could be
+# mistaken for an old one.
 
 
 def as_utc(value: datetime) -> datetime:
@@ -118,7 +118,7 @@ block_edits = Table(
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("agent_key", "edit_key", name="uq_block_edits_agent_edit_key"),
     Index("ix_block_edits_block", "block_id", "id"),
-    **NEVER_REUSE_IDS,
+    sqlite_autoincrement=True,
 )
 
 messages = Table(
@@ -137,7 +137,7 @@ messages = Table(
     Index("ix_messages_agent_id", "agent_key", "id"),
     Index("ix_messages_agent_created", "agent_key", "created_at"),
     Index("ix_messages_agent_turn", "agent_key", "turn_id"),
-    **NEVER_REUSE_IDS,
+    sqlite_autoincrement=True,
 )
 
 inbox = Table(
@@ -157,5 +157,5 @@ inbox = Table(
     UniqueConstraint("source", "source_message_id", name="uq_inbox_source_message"),
     Index("ix_inbox_status", "status", "id"),
     Index("ix_inbox_agent", "agent_key"),
-    **NEVER_REUSE_IDS,
+    sqlite_autoincrement=True,
 )
