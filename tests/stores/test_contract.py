@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +22,7 @@ PERSONA = BlockSpec("persona", "I am helpful.", limit=200, description="who I am
 TEAM = BlockSpec("team", "", limit=10_000, description="shared notes")
 
 
-def append_line(line: str):  # type: ignore[no-untyped-def]
+def append_line(line: str) -> Callable[[Block], str]:
     return lambda block: block.value + line + "\n"
 
 
@@ -35,7 +36,7 @@ async def test_ensure_creates_once_and_get_returns_it(stores: Stores) -> None:
     assert (created, created_again) == (True, False)
     assert again == state
     assert state.created_at.tzinfo is not None
-    assert state.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert state.created_at.utcoffset() == timedelta(0)
     assert (state.summary, state.context_start_id, state.metadata) == ("", 0, {})
     assert await stores.agents.get("console:alice") == state
 

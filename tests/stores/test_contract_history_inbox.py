@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -35,8 +36,9 @@ async def test_append_sets_ids_and_round_trips_every_field(stores: Stores) -> No
     ]
     stored = await stores.history.append(given)
     ids = [m.id for m in stored]
-    assert all(isinstance(i, int) for i in ids) and ids == sorted(set(ids))  # type: ignore[type-var]
-    assert [m.__class__(**{**m.__dict__, "id": None}) for m in stored] == given
+    assert all(isinstance(i, int) for i in ids)
+    assert ids == sorted(set(ids))  # type: ignore[type-var]
+    assert [replace(m, id=None) for m in stored] == given
     assert await stores.history.since("a", 0) == stored
     assert await stores.history.since("a", ids[1]) == stored[1:]  # type: ignore[arg-type]
     assert await stores.history.for_turn("a", 1) == stored
