@@ -25,8 +25,9 @@ def main() -> int:
         problems.append(f"litellm {version} installed, expected the pinned {PINNED}")
     for directory in {*site.getsitepackages(), site.getusersitepackages()}:
         path = Path(directory)
-        problems += [f"unexpected start-up file {path / n}" for n in BAD_FILES
-                     if (path / n).exists()]
+        problems += [
+            f"unexpected start-up file {path / n}" for n in BAD_FILES if (path / n).exists()
+        ]
         for pth in sorted(path.glob("*.pth")):  # listed for a human to glance at, not judged
             print(f"check_env: start-up file {pth.name}")
     for problem in problems:

@@ -27,8 +27,9 @@ async def export_agent(stores: Stores, agent_key: AgentKey, now: datetime) -> di
     if state is None:
         raise AgentFileError(f"no agent {agent_key!r} in this database")
     messages = await stores.history.since(agent_key, 0)
-    in_context = next((i for i, m in enumerate(messages) if (m.id or 0) >= state.context_start_id),
-                      len(messages))
+    in_context = next(
+        (i for i, m in enumerate(messages) if (m.id or 0) >= state.context_start_id), len(messages)
+    )
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -44,8 +45,11 @@ async def export_agent(stores: Stores, agent_key: AgentKey, now: datetime) -> di
 
 
 async def import_agent(
-    stores: Stores, data: dict[str, Any], agent_key: AgentKey | None = None,
-    *, replace: bool = False,
+    stores: Stores,
+    data: dict[str, Any],
+    agent_key: AgentKey | None = None,
+    *,
+    replace: bool = False,
 ) -> AgentKey:
     """Create the agent from an export; `replace` wipes an existing agent of that key first."""
     if data.get("format") != FORMAT or not isinstance(data.get("version"), int):
@@ -62,14 +66,21 @@ async def import_agent(
         await _restore_block(stores, key, block)
     stored = await stores.history.append([_to_message(key, m) for m in data["messages"]])
     start = data.get("context_start_index", 0)
-    start_id = stored[start].id if start < len(stored) else (stored[-1].id or 0) + 1 if stored else 0
+    start_id = (
+        stored[start].id if start < len(stored) else (stored[-1].id or 0) + 1 if stored else 0
+    )
     await stores.agents.save_summary(key, data.get("summary", ""), start_id or 0)
     return key
 
 
 async def _restore_block(stores: Stores, key: AgentKey, block: dict[str, Any]) -> None:
-    spec = BlockSpec(block["label"], block["value"], block["limit"], block.get("description", ""),
-                     block.get("read_only", False))
+    spec = BlockSpec(
+        block["label"],
+        block["value"],
+        block["limit"],
+        block.get("description", ""),
+        block.get("read_only", False),
+    )
     shared = block.get("shared_name")
     attached = await stores.blocks.attach(key, spec, shared_name=shared)
     if not shared and attached.value != spec.value:
@@ -78,8 +89,11 @@ async def _restore_block(stores: Stores, key: AgentKey, block: dict[str, Any]) -
 
 def _block(block: Any) -> dict[str, Any]:
     return {
-        "label": block.label, "value": block.value, "limit": block.limit,
-        "description": block.description, "read_only": block.read_only,
+        "label": block.label,
+        "value": block.value,
+        "limit": block.limit,
+        "description": block.description,
+        "read_only": block.read_only,
         "shared_name": block.shared_name,
     }
 

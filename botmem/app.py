@@ -37,8 +37,11 @@ class App:
         self.stores = stores
         self.llm = llm
         self.runner = AgentRunner(stores, llm, tools, settings, clock)
-        self.router = Router(stores, self.runner, self.deliver, settings.runtime.max_concurrent_turns)
+        self.router = Router(
+            stores, self.runner, self.deliver, settings.runtime.max_concurrent_turns
+        )
         self._adapters: dict[str, Adapter] = {}
+        self._warming: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -67,6 +70,7 @@ class App:
 
     async def start(self, adapters: Sequence[Adapter]) -> None:
         """Replay what a previous run left unfinished, then start the adapters."""
+        self._warming = asyncio.create_task(self.llm.warm())  # off the first user's turn
         for adapter in adapters:
             self._adapters[adapter.name] = adapter
         await self.router.replay(set(self._adapters))  # before new events, to keep their order
@@ -88,6 +92,10 @@ class App:
         self._adapters.clear()
 
     async def aclose(self) -> None:
+        if self._warming is not None:
+            (failed,) = await asyncio.gather(self._warming, return_exceptions=True)
+            if failed is not None:
+                log.warning("warming up the LLM client failed: %r", failed)
         await self.router.drain()
         await self.llm.aclose()
         await self.stores.aclose()
@@ -96,7 +104,9 @@ class App:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()

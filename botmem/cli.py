@@ -60,7 +60,9 @@ def _command(
     sub: Any, name: str, help_text: str, func: Callable[..., Coroutine[Any, Any, int]]
 ) -> argparse.ArgumentParser:
     cmd: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    cmd.add_argument("--config", metavar="PATH", help="config file (default: ./config.toml if it exists)")
+    cmd.add_argument(
+        "--config", metavar="PATH", help="config file (default: ./config.toml if it exists)"
+    )
     cmd.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     cmd.set_defaults(command=func)
     return cmd
@@ -149,7 +151,7 @@ async def _memory_import(args: argparse.Namespace, settings: Settings) -> int:
     from botmem.app import open_stores
 
     try:
-        with (sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")) as fh:
+        with sys.stdin if args.file == "-" else open(args.file, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise AgentFileError(f"cannot read {args.file}: {exc}") from None

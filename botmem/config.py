@@ -105,16 +105,32 @@ class AgentSettings(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Paris)") from exc
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name like Europe/Paris)"
+            ) from exc
         return value
 
     def block_specs(self) -> list[tuple[BlockSpec, str | None]]:
         """Default blocks for a new agent: persona, human, then [[agent.blocks]]."""
         specs: list[tuple[BlockSpec, str | None]] = [
-            (BlockSpec("persona", self.persona, self.block_limit,
-                       "Who you are: your personality and how you speak."), None),
-            (BlockSpec("human", self.human, self.block_limit,
-                       "What you know about the person you are talking with."), None),
+            (
+                BlockSpec(
+                    "persona",
+                    self.persona,
+                    self.block_limit,
+                    "Who you are: your personality and how you speak.",
+                ),
+                None,
+            ),
+            (
+                BlockSpec(
+                    "human",
+                    self.human,
+                    self.block_limit,
+                    "What you know about the person you are talking with.",
+                ),
+                None,
+            ),
         ]
         specs += [(b.spec(), b.shared or None) for b in self.blocks]
         return specs
@@ -177,7 +193,7 @@ def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, 
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        path = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         target = data
         for part in path[:-1]:
             target = target.setdefault(part, {})
@@ -220,7 +236,8 @@ def require_llm(settings: Settings, environ: Mapping[str, str] | None = None) ->
         raise ConfigError(
             'no LLM model configured: set model = "openai/gpt-4o-mini" (any litellm model) '
             "under [llm], or the environment variable BOTMEM_LLM__MODEL",
-            key="llm.model", source=settings.source,
+            key="llm.model",
+            source=settings.source,
         )
     env_name = llm.key_env_name()
     if env_name is None:
@@ -230,6 +247,7 @@ def require_llm(settings: Settings, environ: Mapping[str, str] | None = None) ->
         raise ConfigError(
             f"the API key for {llm.model} is missing: set the environment variable {env_name}"
             + ("" if llm.api_key_env else " (or name another one with api_key_env under [llm])"),
-            key="llm.api_key_env", source=settings.source,
+            key="llm.api_key_env",
+            source=settings.source,
         )
     return key

@@ -60,6 +60,12 @@ class OutboundMessage:
     @classmethod
     def reply(cls, inbound: InboundMessage, text: str, inbox_id: int | None) -> OutboundMessage:
         return cls(
-            inbound.source, inbound.agent_key, text, inbound.channel_id, inbound.thread_id,
-            inbound.user_id, inbound.message_id, inbox_id,
+            inbound.source,
+            inbound.agent_key,
+            text,
+            inbound.channel_id,
+            inbound.thread_id,
+            inbound.user_id,
+            inbound.message_id,
+            inbox_id,
         )

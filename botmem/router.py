@@ -39,15 +39,20 @@ class Router:
         """Store the event, then schedule its turn. A duplicate is dropped (returns None)."""
         inbox_id = await self._stores.inbox.add(inbound)
         if inbox_id is None:
-            log.info("duplicate %s message %s for %s dropped", inbound.source,
-                     inbound.message_id, inbound.agent_key)
+            log.info(
+                "duplicate %s message %s for %s dropped",
+                inbound.source,
+                inbound.message_id,
+                inbound.agent_key,
+            )
             return None
         return self._spawn(inbox_id, inbound, "pending", None)
 
     async def replay(self, sources: set[str] | None = None) -> int:
         """Schedule what a previous run left unfinished (for these sources); returns how many."""
         items = [
-            item for item in await self._stores.inbox.unfinished()
+            item
+            for item in await self._stores.inbox.unfinished()
             if sources is None or item.inbound.source in sources
         ]
         for item in items:
@@ -82,8 +87,12 @@ class Router:
         """Run the turn; returns the reply to send (None: nothing to send)."""
         attempts = await self._stores.inbox.start_attempt(inbox_id)
         if attempts > MAX_ATTEMPTS:
-            log.error("inbound %d for %s failed %d times; giving up", inbox_id,
-                      inbound.agent_key, attempts - 1)
+            log.error(
+                "inbound %d for %s failed %d times; giving up",
+                inbox_id,
+                inbound.agent_key,
+                attempts - 1,
+            )
             await self._stores.inbox.mark_failed(inbox_id, "too many attempts")
             return None
         try:

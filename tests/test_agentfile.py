@@ -22,16 +22,34 @@ async def _agent(stores: object) -> None:
     s = stores  # type: ignore[assignment]
     await s.agents.ensure("console:ann")  # type: ignore[attr-defined]
     await s.blocks.attach("console:ann", BlockSpec("human", "Name: Ann", 500, "about her"))  # type: ignore[attr-defined]
-    await s.blocks.attach("console:ann", BlockSpec("team", "we ship", 900),  # type: ignore[attr-defined]
-                          shared_name="org")
-    msgs = await s.history.append([  # type: ignore[attr-defined]
-        Message("console:ann", "user", "hello", NOW, turn_id=1, tokens=5),
-        Message("console:ann", "assistant", None, NOW, turn_id=1,
-                tool_calls=(ToolCall("c1", "send_message", '{"message": "hi"}'),)),
-        Message("console:ann", "tool", "Message sent.", NOW, turn_id=1, tool_call_id="c1",
-                name="send_message"),
-        Message("console:ann", "user", "later", NOW, turn_id=2),
-    ])
+    await s.blocks.attach(
+        "console:ann",
+        BlockSpec("team", "we ship", 900),  # type: ignore[attr-defined]
+        shared_name="org",
+    )
+    msgs = await s.history.append(
+        [  # type: ignore[attr-defined]
+            Message("console:ann", "user", "hello", NOW, turn_id=1, tokens=5),
+            Message(
+                "console:ann",
+                "assistant",
+                None,
+                NOW,
+                turn_id=1,
+                tool_calls=(ToolCall("c1", "send_message", '{"message": "hi"}'),),
+            ),
+            Message(
+                "console:ann",
+                "tool",
+                "Message sent.",
+                NOW,
+                turn_id=1,
+                tool_call_id="c1",
+                name="send_message",
+            ),
+            Message("console:ann", "user", "later", NOW, turn_id=2),
+        ]
+    )
     await s.agents.save_summary("console:ann", "Ann said hello.", msgs[3].id)  # type: ignore[attr-defined]
 
 
@@ -73,14 +91,25 @@ async def test_wrong_files_are_refused() -> None:
 def test_cli_import_and_wipe(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
-    export = {"format": "botmem-agent", "version": 1, "agent_key": "console:cy", "summary": "",
-              "context_start_index": 0, "messages": [], "archival": [],
-              "blocks": [{"label": "human", "value": "Cy likes tea", "limit": 100}]}
+    export = {
+        "format": "botmem-agent",
+        "version": 1,
+        "agent_key": "console:cy",
+        "summary": "",
+        "context_start_index": 0,
+        "messages": [],
+        "archival": [],
+        "blocks": [{"label": "human", "value": "Cy likes tea", "limit": 100}],
+    }
     (tmp_path / "cy.json").write_text(json.dumps(export))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "botmem.cli", *args, "--config", str(config)],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "botmem.cli", *args, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     assert cli("memory", "import", str(tmp_path / "cy.json")).returncode == 0
     shown = cli("memory", "show", "--user", "cy")

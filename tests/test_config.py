@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from botmem.config import (
-    AgentSettings, BlockSettings, ContextSettings, LLMSettings, RuntimeSettings, Settings,
-    StorageSettings, load_settings, require_llm,
+    AgentSettings,
+    BlockSettings,
+    ContextSettings,
+    LLMSettings,
+    RuntimeSettings,
+    Settings,
+    StorageSettings,
+    load_settings,
+    require_llm,
 )
 from botmem.errors import ConfigError
 
@@ -20,8 +27,13 @@ EXAMPLE = ROOT / "config.example.toml"
 
 def test_the_example_documents_every_setting_and_loads() -> None:
     text = EXAMPLE.read_text()
-    sections = {"llm": LLMSettings, "storage": StorageSettings, "agent": AgentSettings,
-                "context": ContextSettings, "runtime": RuntimeSettings}
+    sections = {
+        "llm": LLMSettings,
+        "storage": StorageSettings,
+        "agent": AgentSettings,
+        "context": ContextSettings,
+        "runtime": RuntimeSettings,
+    }
     for name, model in sections.items():
         assert f"[{name}]" in text
         for field in model.model_fields:
@@ -37,22 +49,31 @@ def test_the_example_documents_every_setting_and_loads() -> None:
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[llm]\nmodel = "openai/a"\nmax_steps = 3\n')
-    settings = load_settings(path, {
-        "BOTMEM_LLM__MODEL": "ollama/llama3.1", "BOTMEM_LLM__FALLBACKS": '["x", "y"]',
-        "BOTMEM_STORAGE__DATA_DIR": "/tmp/d", "UNRELATED": "1"})
+    settings = load_settings(
+        path,
+        {
+            "BOTMEM_LLM__MODEL": "ollama/llama3.1",
+            "BOTMEM_LLM__FALLBACKS": '["x", "y"]',
+            "BOTMEM_STORAGE__DATA_DIR": "/tmp/d",
+            "UNRELATED": "1",
+        },
+    )
     assert settings.llm.model == "ollama/llama3.1"
     assert settings.llm.max_steps == 3 and settings.llm.fallbacks == ["x", "y"]
     assert settings.storage.resolved_database_url() == "sqlite+aiosqlite:////tmp/d/botmem.db"
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ('[llm]\nmax_steps = "lots"\n', "llm.max_steps: Input should be a valid integer"),
-    ("[llm]\nmodle = 'x'\n", "llm.modle: unknown setting"),
-    ("[agent]\ntimezone = 'Mars/Base'\n", "agent.timezone: Value error, unknown timezone"),
-    ("[[agent.blocks]]\nlabel = 'Bad Label'\n", "agent.blocks.0.label"),
-    ("[context]\ntrigger = 2\n", "context.trigger"),
-    ("[llm\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[llm]\nmax_steps = "lots"\n', "llm.max_steps: Input should be a valid integer"),
+        ("[llm]\nmodle = 'x'\n", "llm.modle: unknown setting"),
+        ("[agent]\ntimezone = 'Mars/Base'\n", "agent.timezone: Value error, unknown timezone"),
+        ("[[agent.blocks]]\nlabel = 'Bad Label'\n", "agent.blocks.0.label"),
+        ("[context]\ntrigger = 2\n", "context.trigger"),
+        ("[llm\n", "not valid TOML"),
+    ],
+)
 def test_bad_settings_name_the_key_and_the_file(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(body)
@@ -86,9 +107,18 @@ def test_llm_requirements_say_exactly_what_to_set() -> None:
         require_llm(named, {})
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "botmem.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=60, input="")
+def _cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "botmem.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        input="",
+    )
 
 
 def test_cli_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
@@ -99,6 +129,6 @@ def test_cli_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None
     (tmp_path / "config.toml").write_text('[llm]\nmodel = "openai/gpt-4o-mini"\n')
     result = _cli("chat", "--user", "a", env=env, cwd=tmp_path)
     assert result.returncode == 2 and "OPENAI_API_KEY" in result.stderr
-    (tmp_path / "config.toml").write_text('[llm]\nmax_steps = 0\n')
+    (tmp_path / "config.toml").write_text("[llm]\nmax_steps = 0\n")
     result = _cli("chat", "--user", "a", env=env, cwd=tmp_path)
     assert "config.toml] llm.max_steps" in result.stderr and "Traceback" not in result.stderr

@@ -31,8 +31,10 @@ async def test_memory_survives_a_restart(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("BOTMEM_TEST_KEY", "sk-test")
     async with FakeOpenAIServer() as server:
         settings = load_settings(_write_config(tmp_path, server.base_url))
-        server.queue(tool_call("core_memory_append", {"label": "human", "content": "Name: Brad"}),
-                     text("Nice to meet you, Brad!"))
+        server.queue(
+            tool_call("core_memory_append", {"label": "human", "content": "Name: Brad"}),
+            text("Nice to meet you, Brad!"),
+        )
         async with await App.open(settings) as app:
             chat = FakeAdapter()
             await app.start([chat])
@@ -55,9 +57,18 @@ async def test_memory_survives_a_restart(tmp_path: Path, monkeypatch: pytest.Mon
 
 async def _chat(config: Path, user: str, lines: str) -> tuple[str, str, int]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "botmem.cli", "chat", "--config", str(config), "--user", user,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "BOTMEM_TEST_KEY": "sk-test"},
+        sys.executable,
+        "-m",
+        "botmem.cli",
+        "chat",
+        "--config",
+        str(config),
+        "--user",
+        user,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "BOTMEM_TEST_KEY": "sk-test"},
     )
     out, err = await asyncio.wait_for(proc.communicate(lines.encode()), timeout=120)
     return out.decode(), err.decode(), proc.returncode or 0
@@ -66,8 +77,11 @@ async def _chat(config: Path, user: str, lines: str) -> tuple[str, str, int]:
 async def test_console_chat_through_the_cli_remembers_across_runs(tmp_path: Path) -> None:
     async with FakeOpenAIServer() as server:
         config = _write_config(tmp_path, server.base_url)
-        server.queue(tool_call("core_memory_append", {"label": "human", "content": "Name: Ada"}),
-                     text("Hello Ada!\nGood to meet you."), text("Noted."))
+        server.queue(
+            tool_call("core_memory_append", {"label": "human", "content": "Name: Ada"}),
+            text("Hello Ada!\nGood to meet you."),
+            text("Noted."),
+        )
         out, err, code = await _chat(config, "ada", "I'm Ada\n\nI like chess\n")
         assert code == 0, err
         assert out == "Hello Ada! Good to meet you.\nNoted.\n"  # one line per reply, nothing else
@@ -78,14 +92,37 @@ async def test_console_chat_through_the_cli_remembers_across_runs(tmp_path: Path
         assert "Name: Ada" in server.requests[-1]["messages"][0]["content"]
 
         show = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "botmem.cli", "memory", "show", "--config", str(config),
-            "--user", "ada", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "botmem.cli",
+            "memory",
+            "show",
+            "--config",
+            str(config),
+            "--user",
+            "ada",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         shown = (await show.communicate())[0].decode()
         assert "[human] " in shown and "/5000 chars" in shown and "Name: Ada" in shown
 
         export = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "botmem.cli", "memory", "export", "--config", str(config),
-            "--user", "ada", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "botmem.cli",
+            "memory",
+            "export",
+            "--config",
+            str(config),
+            "--user",
+            "ada",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         data = json.loads((await export.communicate())[0])
         assert [m["content"] for m in data["messages"] if m["role"] == "user"] == [
-            "I'm Ada", "I like chess", "Who am I?"]
+            "I'm Ada",
+            "I like chess",
+            "Who am I?",
+        ]

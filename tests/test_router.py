@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,9 @@ class SlowLLM(ScriptedLLM):
     peak: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     overall_peak: int = 0
 
-    async def complete(self, messages: list[dict[str, Any]], tools: Any = None,
-                       *, max_tokens: int | None = None) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: Any = None, *, max_tokens: int | None = None
+    ) -> Completion:
         user = str(messages[-1]["content"]).split(":")[0]
         self.running[user] += 1
         self.peak[user] = max(self.peak[user], self.running[user])
@@ -39,8 +41,11 @@ async def test_turns_of_one_agent_never_interleave_but_agents_run_concurrently()
     async with await App.open(make_settings(), llm=llm, stores=memory_stores()) as app:
         chat = FakeAdapter()
         await app.start([chat])
-        tasks = [await app.handle(chat.inbound(user, f"{user}:{i}"))
-                 for i in range(8) for user in ("u1", "u2", "u3")]
+        tasks = [
+            await app.handle(chat.inbound(user, f"{user}:{i}"))
+            for i in range(8)
+            for user in ("u1", "u2", "u3")
+        ]
         await asyncio.gather(*[t for t in tasks if t])
     assert dict(llm.peak) == {"u1": 1, "u2": 1, "u3": 1}
     assert llm.overall_peak > 1
@@ -87,10 +92,8 @@ async def test_a_turn_interrupted_by_a_crash_resumes_without_applying_edits_twic
     app, chat = await _start(settings, llm)
     task = await app.handle(chat.inbound("zoe", "I'm Zoe", message_id="m1"))
     assert task is not None
-    try:
+    with contextlib.suppress(Crash):
         await task
-    except Crash:
-        pass
     assert chat.sent == []
     await app.stores.aclose()
 
@@ -121,10 +124,8 @@ async def test_a_crash_between_an_edit_and_its_result_does_not_repeat_the_edit(
     app.stores.history.append = crash_on_tool_result  # type: ignore[method-assign]
     task = await app.handle(chat.inbound("ray", "I like jazz", message_id="m1"))
     assert task is not None
-    try:
+    with contextlib.suppress(Crash):
         await task
-    except Crash:
-        pass
     human = await app.stores.blocks.get("fake:ray", "human")
     assert human is not None and human.value.count("likes jazz") == 1  # applied, result lost
     await app.stores.aclose()
@@ -164,10 +165,8 @@ async def test_a_poison_message_is_given_up_after_repeated_crashes(tmp_path: Pat
     app, chat = await _start(settings, ScriptedLLM([Crash()]))
     task = await app.handle(chat.inbound("pat", "boom", message_id="m1"))
     assert task is not None
-    try:
+    with contextlib.suppress(Crash):
         await task
-    except Crash:
-        pass
     await app.stores.aclose()
     for _ in range(3):
         app, chat = await _start(settings, ScriptedLLM([Crash()]))
@@ -180,8 +179,10 @@ async def test_a_poison_message_is_given_up_after_repeated_crashes(tmp_path: Pat
 
 
 async def test_shared_block_edits_from_many_agents_all_survive(tmp_path: Path) -> None:
-    settings = make_settings(storage={"data_dir": str(tmp_path / "data")}, agent={
-        "blocks": [{"label": "team", "shared": "org", "limit": 100_000}]})
+    settings = make_settings(
+        storage={"data_dir": str(tmp_path / "data")},
+        agent={"blocks": [{"label": "team", "shared": "org", "limit": 100_000}]},
+    )
 
     def responder(messages: list[dict[str, Any]]) -> Any:
         if messages[-1]["role"] == "tool":

@@ -73,7 +73,10 @@ def _close(open_calls: list[tuple[str, str]]) -> list[dict[str, Any]]:
 
 
 def eviction_count(
-    messages: Sequence[Message], fixed_tokens: int, window: int, settings: ContextSettings,
+    messages: Sequence[Message],
+    fixed_tokens: int,
+    window: int,
+    settings: ContextSettings,
     keep_from: int,
 ) -> int:
     """How many of the oldest messages to evict: 0 while the prompt is within the trigger.
@@ -109,7 +112,8 @@ class ContextBuilder:
         self._summarizer = summarizer
         self._settings = settings
         self._instructions = instructions
-        self._tools_tokens = llm.count_tokens([{"role": "system", "content": json.dumps(tools)}])
+        self._tools = tools
+        self._tools_tokens: int | None = None  # counted at first use: counting may load a tokenizer
 
     async def build(self, agent_key: AgentKey, turn_id: int, now: datetime) -> Prompt:
         """The prompt for the next step; summarizes first when it would exceed the trigger."""
@@ -118,6 +122,10 @@ class ContextBuilder:
             raise LookupError(f"agent {agent_key} does not exist")
         messages = await self._stores.history.since(agent_key, state.context_start_id)
         system = await self._system(agent_key, state.summary, state.summary_at, now)
+        if self._tools_tokens is None:
+            self._tools_tokens = self._llm.count_tokens(
+                [{"role": "system", "content": json.dumps(self._tools)}]
+            )
         fixed = self._llm.count_tokens([system]) + self._tools_tokens
         keep_from = next((i for i, m in enumerate(messages) if m.turn_id == turn_id), len(messages))
         evict = eviction_count(messages, fixed, self._llm.context_window, self._settings, keep_from)
@@ -133,7 +141,10 @@ class ContextBuilder:
         blocks = await self._stores.blocks.for_agent(agent_key)
         recall = await self._stores.history.count(agent_key)
         stats = MemoryStats(recall, None, summary_at, now)
-        return {"role": "system", "content": system_text(self._instructions, blocks, stats, summary)}
+        return {
+            "role": "system",
+            "content": system_text(self._instructions, blocks, stats, summary),
+        }
 
     async def _summarize(
         self, agent_key: AgentKey, previous: str, messages: Sequence[Message], evict: int

@@ -68,8 +68,9 @@ class StepLoop:
         steps = sum(1 for m in turn.messages if m.role == "assistant")
         while (reply := final_reply(turn.messages)) is None:
             if steps >= self._settings.max_steps or self._repeating(turn.messages):
-                log.warning("agent %s: turn %s stopped after %d steps", turn.agent_key,
-                            turn.turn_id, steps)
+                log.warning(
+                    "agent %s: turn %s stopped after %d steps", turn.agent_key, turn.turn_id, steps
+                )
                 return await self._give_up(turn, STUCK_REPLY)
             steps += 1
             try:
@@ -97,17 +98,29 @@ class StepLoop:
             return
         for index, call in enumerate(assistant.tool_calls[done:], start=done):
             result = await self._run_call(turn, call, f"{assistant.id}:{index}")
-            await self.record(turn, Message(
-                turn.agent_key, "tool", result, self._clock(), turn_id=turn.turn_id,
-                tool_call_id=call.id, name=call.name,
-            ))
+            await self.record(
+                turn,
+                Message(
+                    turn.agent_key,
+                    "tool",
+                    result,
+                    self._clock(),
+                    turn_id=turn.turn_id,
+                    tool_call_id=call.id,
+                    name=call.name,
+                ),
+            )
 
     async def _run_call(self, turn: Turn, call: ToolCall, call_key: str) -> str:
         tool = self._tools.get(call.name)
         if tool is None:
             return f"Error: there is no tool named {call.name!r}; use one of {self._tools.names()}"
         ctx = ToolContext(
-            turn.agent_key, self._stores, self._clock(), self._settings.timezone, call_key,
+            turn.agent_key,
+            self._stores,
+            self._clock(),
+            self._settings.timezone,
+            call_key,
             self._settings.search_page_size,
         )
         try:
@@ -125,9 +138,16 @@ class StepLoop:
 
     async def _give_up(self, turn: Turn, apology: str) -> str:
         """End the turn with a short apology, stored like any reply."""
-        await self.record(turn, Message(
-            turn.agent_key, "assistant", apology, self._clock(), turn_id=turn.turn_id,
-        ))
+        await self.record(
+            turn,
+            Message(
+                turn.agent_key,
+                "assistant",
+                apology,
+                self._clock(),
+                turn_id=turn.turn_id,
+            ),
+        )
         return apology
 
     async def record(self, turn: Turn, message: Message) -> None:
@@ -147,8 +167,14 @@ def final_reply(messages: Sequence[Message]) -> str | None:
     assistant, done = _open_calls(messages)
     if assistant is None or done < len(assistant.tool_calls):
         return None
-    results = [m for m in messages if m.id is not None and assistant.id is not None
-               and m.id > assistant.id and m.role == "tool"]
+    results = [
+        m
+        for m in messages
+        if m.id is not None
+        and assistant.id is not None
+        and m.id > assistant.id
+        and m.role == "tool"
+    ]
     for call, result in zip(assistant.tool_calls, results, strict=False):
         if call.name == SEND_MESSAGE and not (result.content or "").startswith("Error"):
             return str(json.loads(call.arguments)["message"])
@@ -162,14 +188,18 @@ def _open_calls(messages: Sequence[Message]) -> tuple[Message | None, int]:
         if msg.role == "assistant":
             if not msg.tool_calls:
                 return None, 0
-            done = sum(1 for m in messages[index + 1:] if m.role == "tool")
+            done = sum(1 for m in messages[index + 1 :] if m.role == "tool")
             return msg, done
     return None, 0
 
 
 def _assistant(turn: Turn, completion: Completion, now: datetime) -> Message:
     return Message(
-        turn.agent_key, "assistant", completion.text, now, turn_id=turn.turn_id,
+        turn.agent_key,
+        "assistant",
+        completion.text,
+        now,
+        turn_id=turn.turn_id,
         tool_calls=completion.tool_calls,
     )
 

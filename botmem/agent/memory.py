@@ -36,7 +36,7 @@ def _render_block(block: Block) -> str:
         flags.append("read-only")
     if block.shared_name:
         flags.append("shared with other agents")
-    lines = [f'<{block.label} {" ".join(_attr(f) for f in flags)}>']
+    lines = [f"<{block.label} {' '.join(_attr(f) for f in flags)}>"]
     if block.description:
         lines.append(f"<description>{block.description}</description>")
     lines.append(block.value)
@@ -51,10 +51,12 @@ def _attr(flag: str) -> str:
 
 def render_stats(stats: MemoryStats) -> str:
     archival = "not enabled" if stats.archival_passages is None else str(stats.archival_passages)
-    summary = stats.last_summary_at.isoformat(timespec="minutes") if stats.last_summary_at else "never"
+    summary = (
+        stats.last_summary_at.isoformat(timespec="minutes") if stats.last_summary_at else "never"
+    )
     return (
         f"Current time: {stats.now.isoformat(timespec='minutes')}\n"
-        f"Messages in recall memory (searchable with conversation_search): {stats.recall_messages}\n"
+        f"Messages in recall memory (see conversation_search): {stats.recall_messages}\n"
         f"Passages in archival memory: {archival}\n"
         f"Last summary of older messages: {summary}"
     )

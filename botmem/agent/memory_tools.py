@@ -113,7 +113,9 @@ async def _edit(ctx: ToolContext, label: str, change: memory.Change) -> str:
         edit = await ctx.stores.blocks.edit(ctx.agent_key, label, change, edit_key=ctx.call_key)
     except NotFoundError:
         labels = [b.label for b in await ctx.stores.blocks.for_agent(ctx.agent_key)]
-        raise ToolError(f"no block labelled {label!r}; your blocks are {', '.join(labels)}") from None
+        raise ToolError(
+            f"no block labelled {label!r}; your blocks are {', '.join(labels)}"
+        ) from None
     if edit.old_value == edit.new_value:
         return f"Block '{label}' unchanged (the edit made no difference)."
     return f"Block '{label}' updated: now {len(edit.new_value)} characters."
@@ -132,9 +134,7 @@ def _offset(page: int, size: int) -> int:
     return page * size
 
 
-def _format_results(
-    ctx: ToolContext, found: list[Message], page: int, size: int, what: str
-) -> str:
+def _format_results(ctx: ToolContext, found: list[Message], page: int, size: int, what: str) -> str:
     if not found:
         return f"No messages {what}" + (" on this page." if page else ".")
     lines = [f"Messages {what} (page {page}):"]

@@ -41,8 +41,12 @@ class AgentRunner:
         self._default_blocks: DefaultBlocks = settings.agent.block_specs()
         self._ready: set[AgentKey] = set()
         context = ContextBuilder(
-            stores, llm, Summarizer(llm, settings.context.summary_max_tokens), settings.context,
-            base_instructions(settings.agent.system), tools.schemas(),
+            stores,
+            llm,
+            Summarizer(llm, settings.context.summary_max_tokens),
+            settings.context,
+            base_instructions(settings.agent.system),
+            tools.schemas(),
         )
         loop_settings = LoopSettings(
             max_steps=settings.llm.max_steps,
@@ -73,8 +77,12 @@ class AgentRunner:
         if not turn.messages:
             await self._loop.record(turn, _inbound_message(inbound, inbox_id, self._clock()))
         else:
-            log.info("agent %s: resuming turn %d at message %d", inbound.agent_key, inbox_id,
-                     len(turn.messages))
+            log.info(
+                "agent %s: resuming turn %d at message %d",
+                inbound.agent_key,
+                inbox_id,
+                len(turn.messages),
+            )
         reply = await self._loop.run(turn)
         await self._stores.agents.touch(inbound.agent_key)
         return reply
@@ -85,4 +93,3 @@ def _inbound_message(inbound: InboundMessage, inbox_id: int, now: datetime) -> M
     if inbound.kind == "scheduled":
         text = f"[Scheduled wake-up, not a message from the person] {text}"
     return Message(inbound.agent_key, "user", text, inbound.received_at or now, turn_id=inbox_id)
-

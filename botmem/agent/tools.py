@@ -49,13 +49,17 @@ class Tool:
         try:
             args = json.loads(raw or "{}")
         except json.JSONDecodeError as exc:
-            raise ToolError(f"arguments are not valid JSON ({exc.msg}); send a JSON object") from None
+            raise ToolError(
+                f"arguments are not valid JSON ({exc.msg}); send a JSON object"
+            ) from None
         if not isinstance(args, dict):
             raise ToolError("arguments must be a JSON object")
         props = self.parameters["properties"]
         unknown = sorted(set(args) - set(props))
         if unknown:
-            raise ToolError(f"unknown argument(s) {', '.join(unknown)}; expected {', '.join(props)}")
+            raise ToolError(
+                f"unknown argument(s) {', '.join(unknown)}; expected {', '.join(props)}"
+            )
         missing = [name for name in self.parameters["required"] if name not in args]
         if missing:
             raise ToolError(f"missing required argument(s): {', '.join(missing)}")
@@ -67,9 +71,7 @@ class Tool:
         return await self.fn(ctx, **self.parse_arguments(raw_arguments))
 
 
-def tool(
-    fn: ToolFn | None = None, *, name: str | None = None, ends_turn: bool = False
-) -> Any:
+def tool(fn: ToolFn | None = None, *, name: str | None = None, ends_turn: bool = False) -> Any:
     """Decorator: ``@tool`` or ``@tool(name=..., ends_turn=...)``."""
 
     def wrap(func: ToolFn) -> Tool:

@@ -39,6 +39,8 @@ _import_lock = threading.Lock()
 def _load_litellm() -> Any:
     """Import and configure litellm once (thread-safe: warm() may import it off the loop)."""
     global _litellm
+    if _litellm is not None:  # the hot path: every call comes through here
+        return _litellm
     with _import_lock:
         if _litellm is None:
             # Without this, the import fetches a cost map over the network (12 s when stalled).

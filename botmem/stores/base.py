@@ -15,6 +15,8 @@ from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Mess
 
 Clock = Callable[[], datetime]
 InboxStatus = Literal["pending", "replied", "delivered", "failed"]
+CONVERSATION_ROLES = ("user", "assistant")
+"""What searches return: what was said, not tool traffic."""
 
 
 class AgentStore(Protocol):
@@ -24,9 +26,7 @@ class AgentStore(Protocol):
         """Return the agent, creating it if missing; the flag says whether it was created."""
         ...
 
-    async def save_summary(
-        self, agent_key: AgentKey, summary: str, context_start_id: int
-    ) -> None:
+    async def save_summary(self, agent_key: AgentKey, summary: str, context_start_id: int) -> None:
         """Store a new recursive summary; messages before `context_start_id` leave the context."""
         ...
 
@@ -110,7 +110,7 @@ class HistoryStore(Protocol):
     async def between(
         self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0
     ) -> list[Message]:
-        """Messages with start <= created_at < end, oldest first."""
+        """User and assistant messages with start <= created_at < end, oldest first."""
         ...
 
     async def delete_agent(self, agent_key: AgentKey) -> None: ...
@@ -162,7 +162,7 @@ class Stores:
         if self.close is not None:
             result = self.close()
             if hasattr(result, "__await__"):
-                await result  # type: ignore[misc]
+                await result
 
     async def wipe_agent(self, agent_key: AgentKey) -> None:
         """Forget everything about one agent (blocks, history, state, queued events)."""

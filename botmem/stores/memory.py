@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage
-from botmem.stores.base import Clock, InboxItem, InboxStatus, Stores
+from botmem.stores.base import CONVERSATION_ROLES, Clock, InboxItem, InboxStatus, Stores
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
 
@@ -182,7 +182,7 @@ def _search(found: list[Message], query: str) -> list[Message]:
     words = _words(query)
     scored = []
     for message in found:
-        if message.role not in ("user", "assistant") or message.content is None:
+        if message.role not in CONVERSATION_ROLES or message.content is None:
             continue
         content = message.content.lower()
         score = sum(word in content for word in words)
@@ -228,7 +228,11 @@ class MemoryHistoryStore:
         self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0
     ) -> list[Message]:
         start, end = _as_utc(start), _as_utc(end)
-        found = [m for m in self._of(agent_key) if start <= m.created_at < end]
+        found = [
+            m
+            for m in self._of(agent_key)
+            if start <= m.created_at < end and m.role in CONVERSATION_ROLES
+        ]
         found.sort(key=lambda m: (m.created_at, m.id or 0))
         return found[offset : offset + limit]
 

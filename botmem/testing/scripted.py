@@ -45,7 +45,9 @@ def calls(*items: tuple[str, dict[str, Any]], text: str | None = None) -> Comple
 
 def raw_call(name: str, arguments: str) -> Completion:
     """A tool call with arguments exactly as given (e.g. malformed JSON)."""
-    return Completion(text=None, tool_calls=(ToolCall(id="call_0", name=name, arguments=arguments),))
+    return Completion(
+        text=None, tool_calls=(ToolCall(id="call_0", name=name, arguments=arguments),)
+    )
 
 
 @dataclass
@@ -79,7 +81,9 @@ class ScriptedLLM:
     ) -> Completion:
         self.requests.append(Request([dict(m) for m in messages], tools))
         if tools is None:
-            text = self.summaries.pop(0) if self.summaries else f"Summary of {len(messages)} messages."
+            text = (
+                self.summaries.pop(0) if self.summaries else f"Summary of {len(messages)} messages."
+            )
             return Completion(text=text)
         item = self._next(messages)
         if isinstance(item, BaseException):
@@ -108,6 +112,9 @@ class ScriptedLLM:
     def tool_requests(self) -> list[Request]:
         """Requests of agent steps (those offering tools), not the summarizer's."""
         return [r for r in self.requests if r.tools is not None]
+
+    async def warm(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

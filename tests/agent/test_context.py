@@ -18,8 +18,10 @@ SETTINGS = ContextSettings(trigger=0.75, target=0.5)
 
 
 def _msgs(*spec: tuple[str, int]) -> list[Message]:
-    return [Message("a:1", role, "x", NOW, id=i + 1, tokens=tokens)  # type: ignore[arg-type]
-            for i, (role, tokens) in enumerate(spec)]
+    return [
+        Message("a:1", role, "x", NOW, id=i + 1, tokens=tokens)  # type: ignore[arg-type]
+        for i, (role, tokens) in enumerate(spec)
+    ]
 
 
 def test_no_eviction_at_exactly_the_trigger() -> None:
@@ -36,8 +38,14 @@ def test_one_token_over_the_trigger_evicts_down_to_the_target() -> None:
 
 
 def test_eviction_never_separates_a_tool_result_from_its_call() -> None:
-    messages = _msgs(("user", 200), ("assistant", 100), ("tool", 100), ("tool", 100),
-                     ("assistant", 100), ("user", 100))
+    messages = _msgs(
+        ("user", 200),
+        ("assistant", 100),
+        ("tool", 100),
+        ("tool", 100),
+        ("assistant", 100),
+        ("user", 100),
+    )
     assert eviction_count(messages, 100, 1000, SETTINGS, keep_from=5) == 4
     assert messages[4].role == "assistant"
 
@@ -48,8 +56,14 @@ def test_the_current_turn_is_never_evicted() -> None:
 
 
 def test_unanswered_tool_calls_get_a_stand_in_result() -> None:
-    call_msg = Message("a:1", "assistant", None, NOW, id=1,
-                       tool_calls=(ToolCall("c1", "conversation_search", "{}"),))
+    call_msg = Message(
+        "a:1",
+        "assistant",
+        None,
+        NOW,
+        id=1,
+        tool_calls=(ToolCall("c1", "conversation_search", "{}"),),
+    )
     orphan = Message("a:1", "tool", "late", NOW, id=3, tool_call_id="zz", name="x")
     out = history_for_model([call_msg, Message("a:1", "user", "hi", NOW, id=2), orphan])
     assert [m["role"] for m in out] == ["assistant", "tool", "user"]
@@ -60,10 +74,28 @@ async def _builder_with_history(window: int) -> tuple[ContextBuilder, ScriptedLL
     stores = memory_stores()
     await stores.agents.ensure("a:1")
     llm = ScriptedLLM(context_window=window)
-    history = [Message("a:1", "user" if i % 2 == 0 else "assistant", f"message number {i} " * 5,
-                       NOW, turn_id=i // 2 + 1, tokens=0) for i in range(20)]
-    history = [Message(m.agent_key, m.role, m.content, m.created_at, turn_id=m.turn_id,
-                       tokens=llm.count_tokens([m.to_openai()])) for m in history]
+    history = [
+        Message(
+            "a:1",
+            "user" if i % 2 == 0 else "assistant",
+            f"message number {i} " * 5,
+            NOW,
+            turn_id=i // 2 + 1,
+            tokens=0,
+        )
+        for i in range(20)
+    ]
+    history = [
+        Message(
+            m.agent_key,
+            m.role,
+            m.content,
+            m.created_at,
+            turn_id=m.turn_id,
+            tokens=llm.count_tokens([m.to_openai()]),
+        )
+        for m in history
+    ]
     await stores.history.append(history)
     settings = ContextSettings(trigger=0.5, target=0.25)
     builder = ContextBuilder(stores, llm, Summarizer(llm), settings, "Be nice.", [])

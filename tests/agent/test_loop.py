@@ -11,8 +11,12 @@ from tests.agent.conftest import Bot
 
 
 async def test_agent_remembers_a_name_in_core_memory(bot: Bot) -> None:
-    bot.llm.extend([call("core_memory_append", label="human", content="Name: Bob"),
-                    reply("Nice to meet you, Bob!")])
+    bot.llm.extend(
+        [
+            call("core_memory_append", label="human", content="Name: Bob"),
+            reply("Nice to meet you, Bob!"),
+        ]
+    )
     assert await bot.chat.say("bob", "Hi, I'm Bob") == "Nice to meet you, Bob!"
     assert (await bot.block("bob", "human")).endswith("\nName: Bob")
     first, second = bot.llm.tool_requests
@@ -31,15 +35,17 @@ async def test_send_message_is_the_reply_and_ends_the_turn(bot: Bot) -> None:
 
 
 async def test_tool_mistakes_go_back_to_the_model_and_the_turn_goes_on(bot: Bot) -> None:
-    bot.llm.extend([
-        call("core_memory_replace", label="human", old_content="nope", new_content="x"),
-        call("core_memory_append", label="nothere", content="x"),
-        raw_call("core_memory_append", '{"label": "human", '),
-        call("no_such_tool"),
-        call("core_memory_append", label="human"),
-        call("core_memory_append", label="human", content="x" * 6000),
-        reply("done"),
-    ])
+    bot.llm.extend(
+        [
+            call("core_memory_replace", label="human", old_content="nope", new_content="x"),
+            call("core_memory_append", label="nothere", content="x"),
+            raw_call("core_memory_append", '{"label": "human", '),
+            call("no_such_tool"),
+            call("core_memory_append", label="human"),
+            call("core_memory_append", label="human", content="x" * 6000),
+            reply("done"),
+        ]
+    )
     settings_steps = bot.app.settings.llm.max_steps
     assert settings_steps >= 7
     assert await bot.chat.say("cy", "hello") == "done"
@@ -60,15 +66,16 @@ async def test_read_only_block_cannot_be_edited() -> None:
     from botmem.testing import FakeAdapter, ScriptedLLM
     from tests.agent.conftest import make_settings
 
-    settings = make_settings(agent={"blocks": [
-        {"label": "rules", "value": "Be kind.", "read_only": True}]})
+    settings = make_settings(
+        agent={"blocks": [{"label": "rules", "value": "Be kind.", "read_only": True}]}
+    )
     llm = ScriptedLLM([call("memory_rethink", label="rules", new_memory="Be rude."), reply("ok")])
     async with await App.open(settings, llm=llm, stores=memory_stores()) as app:
         chat = FakeAdapter()
         await app.start([chat])
         assert await chat.say("dan", "hi") == "ok"
         assert "read-only" in llm.tool_requests[1].messages[-1]["content"]
-        assert 'read-only' in llm.tool_requests[0].system  # rendered with its metadata
+        assert "read-only" in llm.tool_requests[0].system  # rendered with its metadata
         block = await app.stores.blocks.get("fake:dan", "rules")
         assert block is not None and block.value == "Be kind."
 
@@ -89,8 +96,12 @@ async def test_repeated_identical_calls_trip_the_breaker(bot: Bot) -> None:
 
 
 async def test_llm_failure_gives_an_apology_and_the_next_turn_works(bot: Bot) -> None:
-    bot.llm.extend([call("core_memory_append", label="human", content="likes tea"),
-                    LLMError("down", retryable=True)])
+    bot.llm.extend(
+        [
+            call("core_memory_append", label="human", content="likes tea"),
+            LLMError("down", retryable=True),
+        ]
+    )
     assert await bot.chat.say("gus", "I like tea") == LLM_DOWN_REPLY
     bot.llm.extend([reply("back again")])
     assert await bot.chat.say("gus", "hello?") == "back again"
@@ -101,11 +112,16 @@ async def test_llm_failure_gives_an_apology_and_the_next_turn_works(bot: Bot) ->
 
 
 async def test_several_calls_in_one_step_all_run(bot: Bot) -> None:
-    bot.llm.extend([
-        calls(("core_memory_append", {"label": "human", "content": "a"}),
-              ("core_memory_append", {"label": "human", "content": "b"}),
-              ("send_message", {"message": "noted"}), text="thinking..."),
-    ])
+    bot.llm.extend(
+        [
+            calls(
+                ("core_memory_append", {"label": "human", "content": "a"}),
+                ("core_memory_append", {"label": "human", "content": "b"}),
+                ("send_message", {"message": "noted"}),
+                text="thinking...",
+            ),
+        ]
+    )
     assert await bot.chat.say("hal", "a and b") == "noted"
     assert (await bot.block("hal", "human")).endswith("a\nb")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from botmem.agent.memory_tools import conversation_search, conversation_search_date
 from botmem.agent.tools import ToolContext
 from botmem.errors import ToolError
 from botmem.stores.memory import memory_stores
 from botmem.types import Message
-
-import pytest
 
 
 async def _ctx(tz: str = "UTC") -> ToolContext:
@@ -19,12 +19,14 @@ async def _ctx(tz: str = "UTC") -> ToolContext:
     await stores.agents.ensure("t:1")
     await stores.agents.ensure("t:2")
     days = [datetime(2026, 3, d, 23, 30, tzinfo=UTC) for d in (1, 2, 3)]
-    await stores.history.append([
-        Message("t:1", "user", "I adopted a cat named Miso", days[0]),
-        Message("t:1", "assistant", "Miso is a lovely name", days[1]),
-        Message("t:1", "user", "my sister visits in May", days[2]),
-        Message("t:2", "user", "secret of another user: cat", days[0]),
-    ])
+    await stores.history.append(
+        [
+            Message("t:1", "user", "I adopted a cat named Miso", days[0]),
+            Message("t:1", "assistant", "Miso is a lovely name", days[1]),
+            Message("t:1", "user", "my sister visits in May", days[2]),
+            Message("t:2", "user", "secret of another user: cat", days[0]),
+        ]
+    )
     return ToolContext("t:1", stores, days[2], ZoneInfo(tz), "k", search_page_size=1)
 
 
@@ -41,7 +43,8 @@ async def test_search_finds_only_the_agents_own_messages_paged() -> None:
 async def test_date_search_is_inclusive_in_the_users_timezone() -> None:
     ctx = await _ctx("Europe/Paris")  # 23:30 UTC is already the next day in Paris
     found = await conversation_search_date.call(
-        ctx, '{"start_date": "2026-03-03", "end_date": "2026-03-03"}')
+        ctx, '{"start_date": "2026-03-03", "end_date": "2026-03-03"}'
+    )
     assert "Miso is a lovely name" in found and "2026-03-03T00:30+01:00" in found
     assert "adopted" not in found
 
@@ -52,6 +55,7 @@ async def test_bad_dates_get_clear_errors() -> None:
         await conversation_search_date.call(ctx, '{"start_date": "March 1", "end_date": "x"}')
     with pytest.raises(ToolError, match="before start_date"):
         await conversation_search_date.call(
-            ctx, '{"start_date": "2026-03-05", "end_date": "2026-03-01"}')
+            ctx, '{"start_date": "2026-03-05", "end_date": "2026-03-01"}'
+        )
     with pytest.raises(ToolError, match="page must be"):
         await conversation_search.call(ctx, '{"query": "x", "page": -1}')

@@ -17,8 +17,12 @@ from tests.agent.conftest import make_settings
 
 @tool
 async def book_table(
-    ctx: ToolContext, restaurant: str, people: int, when: str | None = None,
-    seating: Literal["inside", "outside"] = "inside", tags: list[str] | None = None,
+    ctx: ToolContext,
+    restaurant: str,
+    people: int,
+    when: str | None = None,
+    seating: Literal["inside", "outside"] = "inside",
+    tags: list[str] | None = None,
 ) -> str:
     """Book a table at a restaurant.
 
@@ -44,8 +48,11 @@ def test_schema_comes_from_hints_and_docstring() -> None:
     assert props["people"]["description"] == "How many guests, including the person asking."
     assert props["when"]["type"] == "string"
     assert props["seating"]["enum"] == ["inside", "outside"]
-    assert props["tags"] == {"type": "array", "items": {"type": "string"},
-                             "description": "Notes for the staff."}
+    assert props["tags"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Notes for the staff.",
+    }
     assert fn["parameters"]["required"] == ["restaurant", "people"]
 
 
@@ -59,17 +66,24 @@ def test_arguments_are_checked() -> None:
     with pytest.raises(ToolError, match="JSON object"):
         book_table.parse_arguments("[1]")
     assert book_table.parse_arguments('{"restaurant": "x", "people": 2}') == {
-        "restaurant": "x", "people": 2}
+        "restaurant": "x",
+        "people": 2,
+    }
 
 
 def test_builtin_tools_have_the_public_names() -> None:
     assert [t.name for t in BUILTIN_TOOLS] == [
-        "send_message", "core_memory_append", "core_memory_replace", "memory_rethink",
-        "conversation_search", "conversation_search_date",
+        "send_message",
+        "core_memory_append",
+        "core_memory_replace",
+        "memory_rethink",
+        "conversation_search",
+        "conversation_search_date",
     ]
     for item in BUILTIN_TOOLS:
         assert item.description and all(
-            "description" in p for p in item.parameters["properties"].values())
+            "description" in p for p in item.parameters["properties"].values()
+        )
 
 
 def test_tool_definitions_are_validated() -> None:
@@ -101,8 +115,9 @@ async def test_a_crashing_custom_tool_is_reported_to_the_model() -> None:
         raise RuntimeError("boom")
 
     llm = ScriptedLLM([call("flaky"), reply("sorry, that failed")])
-    async with await App.open(make_settings(), llm=llm, stores=memory_stores(),
-                              tools=[flaky]) as app:
+    async with await App.open(
+        make_settings(), llm=llm, stores=memory_stores(), tools=[flaky]
+    ) as app:
         chat = FakeAdapter()
         await app.start([chat])
         assert await chat.say("lee", "try it") == "sorry, that failed"

@@ -14,11 +14,10 @@ from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
+from botmem.stores.base import CONVERSATION_ROLES
 from botmem.stores.sql.engine import Database
 from botmem.stores.sql.schema import messages
 from botmem.types import AgentKey, Message, ToolCall
-
-SEARCHED_ROLES = ("user", "assistant")
 
 
 def _message(row: Any) -> Message:
@@ -74,7 +73,7 @@ def word_search(agent_key: AgentKey, query: str) -> Select[Any] | None:
         select(messages)
         .where(
             messages.c.agent_key == agent_key,
-            messages.c.role.in_(SEARCHED_ROLES),
+            messages.c.role.in_(CONVERSATION_ROLES),
             messages.c.content.is_not(None),
             or_(*hits),
         )
@@ -132,6 +131,7 @@ class SqlHistoryStore:
             messages.c.agent_key == agent_key,
             messages.c.created_at >= start,
             messages.c.created_at < end,
+            messages.c.role.in_(CONVERSATION_ROLES),
         )
         query = query.order_by(messages.c.created_at, messages.c.id).limit(limit).offset(offset)
         return await self._select(query)
