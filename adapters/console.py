@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import uuid
 from typing import TextIO
 
@@ -36,13 +37,13 @@ class ConsoleAdapter:
 
     async def _read_lines(self, handle: InboundHandler) -> None:
         """One turn at a time: the next line is read once the previous reply is printed."""
-        loop = asyncio.get_running_loop()
+        lines = self._stdin_lines()
         count = 0
         while True:
             if self._interactive:
                 print("you> ", end="", file=sys.stderr, flush=True)
-            line = await loop.run_in_executor(None, self._stdin.readline)
-            if not line:
+            line = await lines.get()
+            if line is None:
                 return
             text = line.strip()
             if not text:
@@ -51,6 +52,19 @@ class ConsoleAdapter:
             task = await handle(self._inbound(text, count))
             if task is not None:
                 await task
+
+    def _stdin_lines(self) -> asyncio.Queue[str | None]:
+        """Lines from a daemon thread (None at end): a blocked read must not stall Ctrl-C."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def pump() -> None:
+            for line in iter(self._stdin.readline, ""):
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+        return queue
 
     def _inbound(self, text: str, count: int) -> InboundMessage:
         return InboundMessage(
