@@ -21,6 +21,7 @@ from botmem.stores.base import Stores
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+NO_KEY = "no-key"
 
 
 def utc_now() -> datetime:
@@ -126,6 +127,9 @@ def build_llm(settings: Settings) -> LLMClient:
     from botmem.llm.litellm_client import LiteLLMClient
 
     llm = settings.llm
+    if api_key is None and llm.api_base:
+        # OpenAI-compatible servers usually ignore the key, but litellm's client insists on one.
+        api_key = NO_KEY
     return LiteLLMClient(
         llm.model,
         api_base=llm.api_base or None,
