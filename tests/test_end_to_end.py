@@ -131,9 +131,14 @@ async def test_console_chat_through_the_cli_remembers_across_runs(tmp_path: Path
 async def test_an_openai_compatible_server_needs_no_key(tmp_path: Path) -> None:
     async with FakeOpenAIServer() as server:
         server.queue(text("hello from a local model"))
-        settings = load_settings(None, {
-            "BOTMEM_LLM__MODEL": "openai/local", "BOTMEM_LLM__API_BASE": server.base_url,
-            "BOTMEM_STORAGE__DATA_DIR": str(tmp_path)})
+        settings = load_settings(
+            None,
+            {
+                "BOTMEM_LLM__MODEL": "openai/local",
+                "BOTMEM_LLM__API_BASE": server.base_url,
+                "BOTMEM_STORAGE__DATA_DIR": str(tmp_path),
+            },
+        )
         async with await App.open(settings) as app:
             chat = FakeAdapter()
             await app.start([chat])

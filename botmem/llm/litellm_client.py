@@ -326,7 +326,11 @@ def _lookup_context_window(model: str) -> int:
     try:
         info = litellm.get_model_info(model)
     except litellm.ModelNotMappedError:
-        log.info("context window of %s unknown; assuming %d (set [llm] context_window)", model, DEFAULT_CONTEXT_WINDOW)
+        log.info(
+            "context window of %s unknown; assuming %d (set [llm] context_window)",
+            model,
+            DEFAULT_CONTEXT_WINDOW,
+        )
         return DEFAULT_CONTEXT_WINDOW
     window = info.get("max_input_tokens") or info.get("max_tokens")
     return int(window) if window else DEFAULT_CONTEXT_WINDOW
