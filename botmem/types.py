@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -74,6 +75,17 @@ class Message:
     tool_call_id: str | None = None
     name: str | None = None
     tokens: int = 0
+
+    @property
+    def spoken(self) -> str:
+        """What was said: the text, or for a `send_message` call the message it sent."""
+        for call in self.tool_calls:
+            if call.name == "send_message":
+                try:
+                    return str(json.loads(call.arguments)["message"])
+                except (ValueError, KeyError, TypeError):
+                    break
+        return self.content or ""
 
     def to_openai(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "content": self.content}

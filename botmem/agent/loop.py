@@ -6,7 +6,6 @@ interrupted by a crash resumes where it stopped: calls already applied are not a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -177,7 +176,7 @@ def final_reply(messages: Sequence[Message]) -> str | None:
     ]
     for call, result in zip(assistant.tool_calls, results, strict=False):
         if call.name == SEND_MESSAGE and not (result.content or "").startswith("Error"):
-            return str(json.loads(call.arguments)["message"])
+            return assistant.spoken
     return None
 
 

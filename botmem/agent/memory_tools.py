@@ -140,7 +140,7 @@ def _format_results(ctx: ToolContext, found: list[Message], page: int, size: int
     lines = [f"Messages {what} (page {page}):"]
     for msg in found[:size]:
         stamp = msg.created_at.astimezone(ctx.timezone).isoformat(timespec="minutes")
-        text = (msg.content or "").replace("\n", " ")
+        text = msg.spoken.replace("\n", " ")
         if len(text) > SNIPPET_CHARS:
             text = text[:SNIPPET_CHARS] + "…"
         lines.append(f"[{stamp}] {msg.role}: {text}")

@@ -11,7 +11,7 @@ from botmem.agent.memory_tools import conversation_search, conversation_search_d
 from botmem.agent.tools import ToolContext
 from botmem.errors import ToolError
 from botmem.stores.memory import memory_stores
-from botmem.types import Message
+from botmem.types import Message, ToolCall
 
 
 async def _ctx(tz: str = "UTC") -> ToolContext:
@@ -59,3 +59,23 @@ async def test_bad_dates_get_clear_errors() -> None:
         )
     with pytest.raises(ToolError, match="page must be"):
         await conversation_search.call(ctx, '{"query": "x", "page": -1}')
+
+
+async def test_replies_sent_with_send_message_show_their_text() -> None:
+    ctx = await _ctx()
+    when = datetime(2026, 3, 4, 9, tzinfo=UTC)
+    await ctx.stores.history.append(
+        [
+            Message(
+                "t:1",
+                "assistant",
+                None,
+                when,
+                tool_calls=(ToolCall("c", "send_message", '{"message": "See you Friday"}'),),
+            ),
+        ]
+    )
+    found = await conversation_search_date.call(
+        ctx, '{"start_date": "2026-03-04", "end_date": "2026-03-04"}'
+    )
+    assert "assistant: See you Friday" in found
