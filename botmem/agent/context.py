@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +19,8 @@ from botmem.agent.summarizer import Summarizer
 from botmem.config import ContextSettings
 from botmem.errors import LLMError
 from botmem.llm.base import LLMClient
-from botmem.stores.base import Stores
-from botmem.types import AgentKey, Block, Message
+from botmem.stores.base import HistoryStore, Stores
+from botmem.types import AgentKey, AgentState, Block, Message
 
 log = logging.getLogger(__name__)
 INTERRUPTED = "Error: no result; this tool call was interrupted."
@@ -97,6 +98,36 @@ def eviction_count(
     return count
 
 
+class WindowCache:
+    """The messages in each agent's context, read incrementally: only newer ids are fetched.
+
+    Keyed by the agent's creation time and context start, so a summary (new start) or a wipe
+    and re-creation (new creation time) starts afresh. Least recently used agents are dropped.
+    """
+
+    def __init__(self, history: HistoryStore, max_agents: int = 2048):
+        self._history = history
+        self._max_agents = max_agents
+        self._windows: OrderedDict[AgentKey, tuple[tuple[object, int], list[Message]]] = (
+            OrderedDict()
+        )
+
+    async def messages(self, state: AgentState) -> list[Message]:
+        key = state.agent_key
+        version = (state.created_at, state.context_start_id)
+        cached = self._windows.pop(key, None)
+        if cached is None or cached[0] != version:
+            found = await self._history.since(key, state.context_start_id)
+        else:
+            known = cached[1]
+            after = (known[-1].id or 0) + 1 if known else state.context_start_id
+            found = known + await self._history.since(key, after)
+        self._windows[key] = (version, found)
+        if len(self._windows) > self._max_agents:
+            self._windows.popitem(last=False)
+        return list(found)
+
+
 class ContextBuilder:
     def __init__(
         self,
@@ -114,13 +145,14 @@ class ContextBuilder:
         self._instructions = instructions
         self._tools = tools
         self._tools_tokens: int | None = None  # counted at first use: counting may load a tokenizer
+        self._windows = WindowCache(stores.history)
 
     async def build(self, agent_key: AgentKey, turn_id: int, now: datetime) -> Prompt:
         """The prompt for the next step; summarizes first when it would exceed the trigger."""
         state = await self._stores.agents.get(agent_key)
         if state is None:
             raise LookupError(f"agent {agent_key} does not exist")
-        messages = await self._stores.history.since(agent_key, state.context_start_id)
+        messages = await self._windows.messages(state)
         system = await self._system(agent_key, state.summary, state.summary_at, now)
         if self._tools_tokens is None:
             self._tools_tokens = self._llm.count_tokens(

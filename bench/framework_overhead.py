@@ -1,0 +1,86 @@
+"""Framework-only cost per message: ScriptedLLM (no network), real SQLite on disk.
+
+Each message is one turn of two steps: the model calls core_memory_append, then replies.
+Prints p50/p95 per message over N messages for one agent, and how messages at the end of the
+conversation compare with those at the start (growth). Usage:
+
+    python bench/framework_overhead.py [--messages 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from botmem.app import App
+from botmem.config import Settings
+from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
+
+
+def _responder(messages: list[dict[str, Any]]) -> Any:
+    if messages[-1]["role"] == "tool":
+        return reply("noted")
+    return call("core_memory_append", label="human", content="x")
+
+
+async def per_message_ms(count: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings.model_validate(
+            {
+                "llm": {"model": "scripted"},
+                "storage": {"data_dir": data_dir},
+                "agent": {"block_limit": 200_000},
+            }
+        )
+        llm = ScriptedLLM(context_window=128_000, responder=_responder)
+        async with await App.open(settings, llm=llm) as app:
+            chat = FakeAdapter()
+            await app.start([chat])
+            timings = []
+            for i in range(count):
+                start = time.perf_counter()
+                await chat.say("bench", f"message {i}")
+                timings.append((time.perf_counter() - start) * 1000)
+    return timings
+
+
+def help_seconds(runs: int = 5) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "botmem.cli", "--help"], check=True, capture_output=True
+        )
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200)
+    args = parser.parse_args()
+    timings = asyncio.run(per_message_ms(args.messages))
+    quarter = max(1, len(timings) // 4)
+    result = {
+        "framework_p50_ms": round(statistics.median(timings), 2),
+        "framework_p95_ms": round(statistics.quantiles(timings, n=20)[18], 2),
+        "growth": round(
+            statistics.median(timings[-quarter:]) / statistics.median(timings[:quarter]), 2
+        ),
+        "help_s": round(help_seconds(), 3),
+    }
+    print(f"messages: {args.messages} (2 steps each, SQLite on disk)")
+    for key, value in result.items():
+        print(f"  {key:18} {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
