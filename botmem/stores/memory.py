@@ -182,9 +182,9 @@ def _search(found: list[Message], query: str) -> list[Message]:
     words = _words(query)
     scored = []
     for message in found:
-        if message.role not in CONVERSATION_ROLES or message.content is None:
+        content = message.spoken.lower()
+        if message.role not in CONVERSATION_ROLES or not content:
             continue
-        content = message.content.lower()
         score = sum(word in content for word in words)
         if score:
             scored.append((score, message))

@@ -79,3 +79,26 @@ async def test_replies_sent_with_send_message_show_their_text() -> None:
         ctx, '{"start_date": "2026-03-04", "end_date": "2026-03-04"}'
     )
     assert "assistant: See you Friday" in found
+
+
+async def test_search_finds_what_the_agent_said_with_send_message(tmp_path: object) -> None:
+    from botmem.stores.sql import open_sql_stores
+
+    for stores in (memory_stores(), await open_sql_stores(f"sqlite+aiosqlite:///{tmp_path}/s.db")):
+        await stores.agents.ensure("t:1")
+        await stores.history.append(
+            [
+                Message(
+                    "t:1",
+                    "assistant",
+                    "thinking",
+                    datetime(2026, 3, 4, tzinfo=UTC),
+                    tool_calls=(ToolCall("c", "send_message", '{"message": "Try the ramen"}'),),
+                ),
+            ]
+        )
+        ctx = ToolContext("t:1", stores, datetime(2026, 3, 5, tzinfo=UTC), ZoneInfo("UTC"), "k")
+        assert "assistant: Try the ramen" in await conversation_search.call(
+            ctx, '{"query": "ramen"}'
+        )
+        await stores.aclose()

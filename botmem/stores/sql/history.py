@@ -42,6 +42,7 @@ def _values(message: Message) -> dict[str, Any]:
         "turn_id": message.turn_id,
         "role": message.role,
         "content": message.content,
+        "spoken": message.spoken,
         "tool_calls": [
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
         ],
@@ -66,7 +67,7 @@ def word_search(agent_key: AgentKey, query: str) -> Select[Any] | None:
     words = query_words(query)
     if not words:
         return None
-    content = func.lower(messages.c.content)
+    content = func.lower(messages.c.spoken)
     hits = [content.contains(word, autoescape=True) for word in words]
     score = reduce(operator.add, [case((hit, 1), else_=0) for hit in hits])
     return (
@@ -74,7 +75,7 @@ def word_search(agent_key: AgentKey, query: str) -> Select[Any] | None:
         .where(
             messages.c.agent_key == agent_key,
             messages.c.role.in_(CONVERSATION_ROLES),
-            messages.c.content.is_not(None),
+            messages.c.spoken != "",
             or_(*hits),
         )
         .order_by(score.desc(), messages.c.created_at.desc(), messages.c.id.desc())

@@ -129,6 +129,8 @@ messages = Table(
     Column("turn_id", BigInteger),
     Column("role", String(16), nullable=False),
     Column("content", Text),
+    # What was said (content, or the text of a send_message call): what searches look at.
+    Column("spoken", Text, nullable=False, server_default=""),
     Column("tool_calls", JSON, nullable=False, default=list),
     Column("tool_call_id", String),
     Column("name", String),
