@@ -116,6 +116,29 @@ class HistoryStore(Protocol):
     async def delete_agent(self, agent_key: AgentKey) -> None: ...
 
 
+def apply_change(
+    block: Block,
+    agent_key: AgentKey,
+    label: str,
+    change: Callable[[Block], str],
+    edit_key: str | None,
+    now: datetime,
+) -> BlockEdit:
+    """The edit `change` makes to `block` (same version when it changes nothing)."""
+    new_value = change(block)
+    unchanged = new_value == block.value
+    return BlockEdit(
+        block_id=block.id,
+        label=label,
+        old_value=block.value,
+        new_value=new_value,
+        version=block.version if unchanged else block.version + 1,
+        agent_key=agent_key,
+        edit_key=edit_key,
+        created_at=now,
+    )
+
+
 @dataclass(frozen=True)
 class InboxItem:
     id: int

@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage
-from botmem.stores.base import CONVERSATION_ROLES, Clock, InboxItem, InboxStatus, Stores
+from botmem.stores.base import (
+    CONVERSATION_ROLES,
+    Clock,
+    InboxItem,
+    InboxStatus,
+    Stores,
+    apply_change,
+)
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
 
@@ -139,22 +146,12 @@ class MemoryBlockStore:
         block = self._view(agent_key, label)
         if block is None:
             raise NotFoundError(f"{agent_key!r} has no block {label!r}")
-        new_value = change(block)
-        unchanged = new_value == block.value
-        edit = BlockEdit(
-            block_id=block.id,
-            label=label,
-            old_value=block.value,
-            new_value=new_value,
-            version=block.version if unchanged else block.version + 1,
-            agent_key=agent_key,
-            edit_key=edit_key,
-            created_at=self._clock(),
-        )
+        edit = apply_change(block, agent_key, label, change, edit_key, self._clock())
+        unchanged = edit.new_value == edit.old_value
         if not unchanged:
             stored = self._blocks[block.id]
             self._blocks[block.id] = replace(
-                stored, value=new_value, version=edit.version, updated_at=edit.created_at
+                stored, value=edit.new_value, version=edit.version, updated_at=edit.created_at
             )
             self._edits.append(edit)
         return edit

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from botmem.errors import NotFoundError, StoreError
-from botmem.stores.base import Clock
+from botmem.stores.base import Clock, apply_change
 from botmem.stores.sql.engine import Database, backoff
 from botmem.stores.sql.schema import agent_blocks, block_edits, blocks
 from botmem.types import AgentKey, Block, BlockEdit, BlockSpec
@@ -207,24 +207,14 @@ class SqlBlockStore:
         if row is None:
             raise NotFoundError(f"{agent_key!r} has no block {label!r}")
         block = _block(row)
-        new_value = change(block)
-        unchanged = new_value == block.value
-        edit = BlockEdit(
-            block_id=block.id,
-            label=label,
-            old_value=block.value,
-            new_value=new_value,
-            version=block.version if unchanged else block.version + 1,
-            agent_key=agent_key,
-            edit_key=edit_key,
-            created_at=self._clock(),
-        )
+        edit = apply_change(block, agent_key, label, change, edit_key, self._clock())
+        unchanged = edit.new_value == edit.old_value
         if unchanged:
             return edit  # nothing to write, nothing to record
         stmt = (
             update(blocks)
             .where(blocks.c.id == block.id, blocks.c.version == block.version)
-            .values(value=new_value, version=edit.version, updated_at=edit.created_at)
+            .values(value=edit.new_value, version=edit.version, updated_at=edit.created_at)
         )
         if (await conn.execute(stmt)).rowcount == 0:
             return None
