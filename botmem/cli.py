@@ -106,6 +106,8 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from botmem.app import App
 
     adapter = ConsoleAdapter(args.user)
+    if sys.stdin.isatty() and sys.stdout.isatty() and not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
     async with await App.open(settings) as app:
         logging.getLogger("botmem").info("chatting with %s (Ctrl-D to end)", adapter.agent_key)
         await app.serve([adapter])
