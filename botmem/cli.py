@@ -108,8 +108,8 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     adapter = ConsoleAdapter(args.user)
     if sys.stdin.isatty() and sys.stdout.isatty() and not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)  # keep the conversation readable
+        print(f"Chatting with {adapter.agent_key}; Ctrl-D to end.", file=sys.stderr)
     async with await App.open(settings) as app:
-        logging.getLogger("botmem").info("chatting with %s (Ctrl-D to end)", adapter.agent_key)
         await app.serve([adapter])
     return 0
 
