@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from botmem.embeddings.base import Vectors
 from botmem.events import InboundMessage
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
@@ -104,8 +105,18 @@ class HistoryStore(Protocol):
     async def search(
         self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
     ) -> list[Message]:
-        """Messages matching the words of `query`, best first."""
+        """User/assistant messages matching the words of `query`, best (BM25) first."""
         ...
+
+    async def get_many(self, agent_key: AgentKey, ids: Sequence[int]) -> list[Message]:
+        """The agent's messages with these ids, in the order of `ids` (unknown ids skipped)."""
+        ...
+
+    async def unindexed(self, *, limit: int) -> list[Message]:
+        """User/assistant messages with text whose vectors are not stored yet, oldest first."""
+        ...
+
+    async def mark_indexed(self, ids: Sequence[int]) -> None: ...
 
     async def between(
         self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0
@@ -173,15 +184,100 @@ class InboxStore(Protocol):
     async def delete_agent(self, agent_key: AgentKey) -> None: ...
 
 
+@dataclass(frozen=True)
+class Passage:
+    """One archival memory: free text the agent (or a consolidation pass) chose to keep."""
+
+    agent_key: AgentKey
+    text: str
+    created_at: datetime
+    tags: tuple[str, ...] = ()
+    source_message_ids: tuple[int, ...] = ()
+    id: int | None = None
+
+
+class ArchivalStore(Protocol):
+    """Passages' text, tags and dates (the vectors live in a VectorIndex, keyed by passage id)."""
+
+    async def insert(self, passages: Sequence[Passage]) -> list[Passage]:
+        """Store passages in one transaction; returns them with ids set."""
+        ...
+
+    async def get_many(self, agent_key: AgentKey, ids: Sequence[int]) -> list[Passage]:
+        """The agent's passages with these ids, in the order of `ids` (unknown ids skipped)."""
+        ...
+
+    async def search(
+        self,
+        agent_key: AgentKey,
+        query: str,
+        *,
+        limit: int,
+        tags: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Passage]:
+        """Full-text (BM25) matches, best first, filtered like `select`."""
+        ...
+
+    async def select(
+        self,
+        agent_key: AgentKey,
+        *,
+        limit: int,
+        tags: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Passage]:
+        """Newest first. `tags`: passages having ALL these tags; start <= created_at < end."""
+        ...
+
+    async def count(self, agent_key: AgentKey) -> int: ...
+
+    async def delete(self, agent_key: AgentKey, passage_id: int) -> bool:
+        """Delete one of the agent's passages; False if it has no such passage."""
+        ...
+
+    async def delete_agent(self, agent_key: AgentKey) -> None: ...
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over vectors, partitioned by agent and by space.
+
+    A space is a kind of item ("messages", "passages"); ids are the items' store ids as text.
+    """
+
+    async def upsert(
+        self, space: str, agent_key: AgentKey, ids: Sequence[str], vectors: Vectors
+    ) -> None: ...
+
+    async def query(
+        self, space: str, agent_key: AgentKey, vector: Vectors, *, limit: int
+    ) -> list[tuple[str, float]]:
+        """The agent's nearest ids in that space with their cosine distance, nearest first."""
+        ...
+
+    async def delete(self, space: str, agent_key: AgentKey, ids: Sequence[str]) -> None: ...
+
+    async def delete_agent(self, agent_key: AgentKey) -> None:
+        """Drop the agent's vectors in every space."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass
 class Stores:
     agents: AgentStore
     blocks: BlockStore
     history: HistoryStore
     inbox: InboxStore
+    archival: ArchivalStore
+    vectors: VectorIndex
     close: Callable[[], object] | None = None
 
     async def aclose(self) -> None:
+        await self.vectors.aclose()
         if self.close is not None:
             result = self.close()
             if hasattr(result, "__await__"):
@@ -192,4 +288,6 @@ class Stores:
         await self.history.delete_agent(agent_key)
         await self.blocks.delete_agent(agent_key)
         await self.inbox.delete_agent(agent_key)
+        await self.archival.delete_agent(agent_key)
+        await self.vectors.delete_agent(agent_key)
         await self.agents.delete(agent_key)

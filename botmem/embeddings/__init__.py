@@ -1,0 +1,1 @@
+"""Text embeddings: the Embedder protocol, the offline default model, and a litellm bridge."""
