@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 from botmem.adapter import Adapter, TurnTask
+from botmem.agent.archival_tools import ARCHIVAL_TOOLS
 from botmem.agent.memory_tools import BUILTIN_TOOLS
+from botmem.agent.retrieval import Indexer, Retriever
 from botmem.agent.runner import AgentRunner
 from botmem.agent.tools import Tool, Toolset
 from botmem.config import Settings, require_llm
+from botmem.embeddings.base import Embedder
+from botmem.errors import ConfigError
 from botmem.events import InboundMessage, OutboundMessage
 from botmem.llm.base import LLMClient
 from botmem.router import Router
@@ -32,12 +37,22 @@ class App:
     """A running botmem: stores, LLM, agents, router and the adapters it serves."""
 
     def __init__(
-        self, settings: Settings, stores: Stores, llm: LLMClient, tools: Toolset, clock: Clock
+        self,
+        settings: Settings,
+        stores: Stores,
+        llm: LLMClient,
+        embedder: Embedder,
+        tools: Toolset,
+        clock: Clock,
     ):
         self.settings = settings
         self.stores = stores
         self.llm = llm
-        self.runner = AgentRunner(stores, llm, tools, settings, clock)
+        self.retriever = Retriever(stores, embedder, settings.retrieval)
+        self.indexer = Indexer(stores, embedder)
+        self.runner = AgentRunner(
+            stores, llm, tools, settings, clock, self.retriever, self.indexer.notify
+        )
         self.router = Router(
             stores, self.runner, self.deliver, settings.runtime.max_concurrent_turns
         )
@@ -51,13 +66,16 @@ class App:
         *,
         llm: LLMClient | None = None,
         stores: Stores | None = None,
+        embedder: Embedder | None = None,
         tools: Iterable[Tool] = (),
         clock: Clock = utc_now,
     ) -> App:
-        """Open the stores (migrating them) and the LLM client named by the settings."""
+        """Open the stores (migrating them), the LLM client and the embedder of the settings."""
         llm = llm or build_llm(settings)
+        embedder = embedder or build_embedder(settings)
         stores = stores or await open_stores(settings, clock)
-        return cls(settings, stores, llm, Toolset([*BUILTIN_TOOLS, *tools]), clock)
+        toolset = Toolset([*BUILTIN_TOOLS, *ARCHIVAL_TOOLS, *tools])
+        return cls(settings, stores, llm, embedder, toolset, clock)
 
     async def handle(self, inbound: InboundMessage) -> TurnTask | None:
         """The InboundHandler given to adapters."""
@@ -72,6 +90,7 @@ class App:
     async def start(self, adapters: Sequence[Adapter]) -> None:
         """Replay what a previous run left unfinished, then start the adapters."""
         self._warming = asyncio.create_task(self.llm.warm())  # off the first user's turn
+        self.indexer.start()
         for adapter in adapters:
             self._adapters[adapter.name] = adapter
         await self.router.replay(set(self._adapters))  # before new events, to keep their order
@@ -91,6 +110,7 @@ class App:
         for adapter in self._adapters.values():
             await adapter.stop()
         self._adapters.clear()
+        await self.indexer.stop()
 
     async def aclose(self) -> None:
         if self._warming is not None:
@@ -98,6 +118,7 @@ class App:
             if failed is not None:
                 log.warning("warming up the LLM client failed: %r", failed)
         await self.router.drain()
+        await self.indexer.stop()
         await self.llm.aclose()
         await self.stores.aclose()
 
@@ -114,11 +135,37 @@ class App:
 
 
 async def open_stores(settings: Settings, clock: Clock = utc_now) -> Stores:
+    """The SQL stores of the settings, with Chroma (embedded or a server) for vectors."""
+    from botmem.stores.chroma import ChromaVectorIndex
     from botmem.stores.sql import open_sql_stores
 
-    if not settings.storage.database_url:
-        Path(settings.storage.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
-    return await open_sql_stores(settings.storage.resolved_database_url(), clock)
+    storage = settings.storage
+    if not storage.database_url:
+        Path(storage.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    if storage.chroma_url:
+        vectors = ChromaVectorIndex.http(storage.chroma_url, shards=storage.chroma_shards)
+    else:
+        vectors = ChromaVectorIndex.persistent(storage.chroma_path(), shards=storage.chroma_shards)
+    return await open_sql_stores(storage.resolved_database_url(), clock, vectors=vectors)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The configured embedder: the offline local model, or any model through litellm."""
+    config = settings.embeddings
+    if config.provider == "local":
+        from botmem.embeddings.local import MiniLMEmbedder
+
+        return MiniLMEmbedder()
+    from botmem.llm.litellm_client import LiteLLMEmbedder
+
+    api_key = None
+    if config.api_key_env:
+        api_key = os.environ.get(config.api_key_env) or None
+        if api_key is None:
+            raise ConfigError(f"set the environment variable {config.api_key_env}",
+                              key="embeddings.api_key_env", source=settings.source)
+    return LiteLLMEmbedder(config.model, api_base=config.api_base or None, api_key=api_key,
+                           dimensions=config.dimensions)
 
 
 def build_llm(settings: Settings) -> LLMClient:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator,
+)
 
 from botmem.errors import ConfigError
 from botmem.types import BlockSpec
@@ -68,11 +70,38 @@ class LLMSettings(_Section):
 class StorageSettings(_Section):
     data_dir: str = "./botmem-data"
     database_url: str = ""
+    chroma_url: str = ""
+    """A Chroma server (e.g. http://localhost:8000); empty: embedded, under data_dir/chroma."""
+    chroma_shards: int = Field(default=32, ge=1, le=4096)
+
+    def chroma_path(self) -> Path:
+        return Path(self.data_dir).expanduser() / "chroma"
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).expanduser() / 'botmem.db'}"
+
+
+class EmbeddingSettings(_Section):
+    provider: str = Field(default="local", pattern=r"^(local|litellm)$")
+    model: str = ""
+    """For provider "litellm": any litellm embedding model, e.g. openai/text-embedding-3-small."""
+    api_base: str = ""
+    api_key_env: str = ""
+    dimensions: int = Field(default=0, ge=0)
+    """For provider "litellm": the model's vector size."""
+
+    @model_validator(mode="after")
+    def _litellm_needs_model(self) -> EmbeddingSettings:
+        if self.provider == "litellm" and not (self.model and self.dimensions):
+            raise ValueError('provider "litellm" needs model and dimensions')
+        return self
+
+
+class RetrievalSettings(_Section):
+    candidates: int = Field(default=50, ge=5, le=1000)
+    rrf_k: int = Field(default=60, ge=1, le=1000)
 
 
 class BlockSettings(_Section):
@@ -154,6 +183,8 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     source: str = Field(default="<defaults>", exclude=True)
 

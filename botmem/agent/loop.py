@@ -13,6 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from botmem.agent.context import ContextBuilder
+from botmem.agent.retrieval import Retriever
 from botmem.agent.tools import ToolContext, Toolset
 from botmem.errors import LLMError, ToolError
 from botmem.llm.base import Completion, LLMClient
@@ -53,8 +54,12 @@ class StepLoop:
         context: ContextBuilder,
         settings: LoopSettings,
         clock: Callable[[], datetime],
+        retriever: Retriever,
+        on_stored: Callable[[], None],
     ):
         self._stores = stores
+        self._retriever = retriever
+        self._on_stored = on_stored
         self._llm = llm
         self._tools = tools
         self._context = context
@@ -117,6 +122,7 @@ class StepLoop:
         ctx = ToolContext(
             turn.agent_key,
             self._stores,
+            self._retriever,
             self._clock(),
             self._settings.timezone,
             call_key,
@@ -154,6 +160,7 @@ class StepLoop:
         tokens = self._llm.count_tokens([message.to_openai()])
         (stored,) = await self._stores.history.append([_with_tokens(message, tokens)])
         turn.messages.append(stored)
+        self._on_stored()  # e.g. the indexer embeds it in the background
 
 
 def final_reply(messages: Sequence[Message]) -> str | None:

@@ -62,14 +62,15 @@ async def memory_rethink(ctx: ToolContext, label: str, new_memory: str) -> str:
 
 @tool
 async def conversation_search(ctx: ToolContext, query: str, page: int = 0) -> str:
-    """Search your whole past conversation (including messages no longer in view) by words.
+    """Search your whole past conversation (including messages no longer in view) by meaning
+    and words.
 
     Args:
-        query: Words to look for.
+        query: What to look for, e.g. a topic, a name or a question.
         page: Result page, starting at 0.
     """
     size = ctx.search_page_size
-    found = await ctx.stores.history.search(
+    found = await ctx.retriever.search_messages(
         ctx.agent_key, query, limit=size + 1, offset=_offset(page, size)
     )
     return _format_results(ctx, found, page, size, f"matching {query!r}")
@@ -86,7 +87,7 @@ async def conversation_search_date(
         end_date: Last day, ISO format YYYY-MM-DD.
         page: Result page, starting at 0.
     """
-    first, last = _parse_day(start_date, "start_date"), _parse_day(end_date, "end_date")
+    first, last = parse_day(start_date, "start_date"), parse_day(end_date, "end_date")
     if last < first:
         raise ToolError(f"end_date {end_date} is before start_date {start_date}")
     start = datetime.combine(first, time.min, ctx.timezone)
@@ -121,7 +122,7 @@ async def _edit(ctx: ToolContext, label: str, change: memory.Change) -> str:
     return f"Block '{label}' updated: now {len(edit.new_value)} characters."
 
 
-def _parse_day(text: str, name: str) -> date:
+def parse_day(text: str, name: str) -> date:
     try:
         return date.fromisoformat(text.strip())
     except ValueError:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from botmem.agent.context import ContextBuilder
 from botmem.agent.loop import LoopSettings, StepLoop, Turn
+from botmem.agent.retrieval import Retriever
 from botmem.agent.summarizer import Summarizer
 from botmem.agent.tools import Toolset
 from botmem.config import Settings
@@ -35,6 +36,8 @@ class AgentRunner:
         tools: Toolset,
         settings: Settings,
         clock: Callable[[], datetime],
+        retriever: Retriever,
+        on_stored: Callable[[], None],
     ):
         self._stores = stores
         self._clock = clock
@@ -55,7 +58,9 @@ class AgentRunner:
             timezone=ZoneInfo(settings.agent.timezone),
             search_page_size=settings.agent.search_page_size,
         )
-        self._loop = StepLoop(stores, llm, tools, context, loop_settings, clock)
+        self._loop = StepLoop(
+            stores, llm, tools, context, loop_settings, clock, retriever, on_stored
+        )
 
     async def ensure_agent(self, agent_key: AgentKey) -> AgentState:
         """The agent, created with the configured blocks the first time it is seen."""

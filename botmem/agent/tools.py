@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from botmem.agent.retrieval import Retriever
 from botmem.errors import ToolError
 from botmem.stores.base import Stores
 
@@ -186,6 +187,7 @@ class ToolContext:
 
     agent_key: str
     stores: Stores
+    retriever: Retriever
     now: datetime
     timezone: ZoneInfo
     call_key: str

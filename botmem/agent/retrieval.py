@@ -1,0 +1,149 @@
+"""Hybrid retrieval: full-text (BM25) and vector search fused by reciprocal rank.
+
+Each ranking alone misses things: BM25 needs the same words, vectors blur names and numbers.
+Reciprocal rank fusion (score = sum of 1 / (k + rank)) needs no score calibration between the
+two and is robust to either list being empty. Messages get their vectors in the background
+(`Indexer`), so a turn never waits for the embedder; until then BM25 still finds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from botmem.config import RetrievalSettings
+from botmem.embeddings.base import Embedder
+from botmem.stores.base import Passage, Stores
+from botmem.types import AgentKey, Message
+
+log = logging.getLogger(__name__)
+MESSAGES = "messages"
+PASSAGES = "passages"
+
+
+def fuse(rankings: Sequence[Sequence[int]], k: int) -> list[int]:
+    """Reciprocal rank fusion of id lists (best first); ties keep first-seen order."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+    return sorted(scores, key=lambda item: -scores[item])
+
+
+class Retriever:
+    def __init__(self, stores: Stores, embedder: Embedder, settings: RetrievalSettings):
+        self._stores = stores
+        self._embedder = embedder
+        self._settings = settings
+
+    async def search_messages(
+        self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
+    ) -> list[Message]:
+        """The agent's past messages most relevant to `query`, best first."""
+        n = max(self._settings.candidates, offset + limit)
+        by_words = await self._stores.history.search(agent_key, query, limit=n)
+        by_meaning = await self._nearest(MESSAGES, agent_key, query, n)
+        ranked = fuse([[m.id for m in by_words if m.id is not None], by_meaning],
+                      self._settings.rrf_k)
+        return await self._stores.history.get_many(agent_key, ranked[offset : offset + limit])
+
+    async def insert_passage(self, passage: Passage) -> Passage:
+        """Store a passage and its vector (passages are few: embedding inline is cheap)."""
+        (stored,) = await self._stores.archival.insert([passage])
+        vectors = await self._embedder.embed([stored.text])
+        await self._stores.vectors.upsert(PASSAGES, stored.agent_key, [str(stored.id)], vectors)
+        return stored
+
+    async def search_passages(
+        self,
+        agent_key: AgentKey,
+        query: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        tags: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Passage]:
+        """The agent's passages most relevant to `query` that pass the tag and date filters."""
+        n = max(self._settings.candidates, offset + limit)
+        by_words = await self._stores.archival.search(
+            agent_key, query, limit=n, tags=tags, start=start, end=end
+        )
+        nearest = await self._nearest(PASSAGES, agent_key, query, n)
+        candidates = await self._stores.archival.get_many(agent_key, nearest)
+        by_meaning = [p.id for p in candidates if p.id is not None and _passes(p, tags, start, end)]
+        ranked = fuse([[p.id for p in by_words if p.id is not None], by_meaning],
+                      self._settings.rrf_k)
+        return await self._stores.archival.get_many(agent_key, ranked[offset : offset + limit])
+
+    async def _nearest(self, space: str, agent_key: AgentKey, query: str, n: int) -> list[int]:
+        if not query.strip():
+            return []
+        vector = await self._embedder.embed([query])
+        hits = await self._stores.vectors.query(space, agent_key, vector, limit=n)
+        return [int(item_id) for item_id, _distance in hits]
+
+
+def _passes(
+    passage: Passage, tags: Sequence[str] | None, start: datetime | None, end: datetime | None
+) -> bool:
+    if tags and not set(tags) <= set(passage.tags):
+        return False
+    if start is not None and passage.created_at < start:
+        return False
+    return end is None or passage.created_at < end
+
+
+class Indexer:
+    """Embeds stored messages in the background, in batches, oldest first."""
+
+    def __init__(self, stores: Stores, embedder: Embedder, batch: int = 64):
+        self._stores = stores
+        self._embedder = embedder
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def index_pending(self) -> int:
+        """Embed every message still without a vector; returns how many were indexed."""
+        total = 0
+        while messages := await self._stores.history.unindexed(limit=self._batch):
+            vectors = await self._embedder.embed([m.spoken for m in messages])
+            by_agent: dict[AgentKey, list[int]] = {}
+            for row, message in enumerate(messages):
+                by_agent.setdefault(message.agent_key, []).append(row)
+            for agent_key, rows in by_agent.items():
+                ids = [str(messages[r].id) for r in rows]
+                await self._stores.vectors.upsert(MESSAGES, agent_key, ids, vectors[rows])
+            await self._stores.history.mark_indexed([m.id for m in messages if m.id is not None])
+            total += len(messages)
+        return total
+
+    def notify(self) -> None:
+        """New messages were stored: index them soon."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="botmem-indexer")
+        self._wake.set()  # catch up on what a previous run left unindexed
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                count = await self.index_pending()
+            except Exception:  # boundary: indexing must never stop; BM25 still finds messages
+                log.exception("indexing messages failed; retrying on the next message")
+                continue
+            if count:
+                log.debug("indexed %d message(s)", count)
