@@ -1,7 +1,7 @@
 """Export an agent to a JSON document and import it back (blocks, messages, summary).
 
-The document is versioned (`format`, `version`) so later releases can read older exports;
-archival passages join it once archival memory exists.
+The document is versioned (`format`, `version`) so later releases can read older exports.
+Archival passages travel as text with their tags and times; vectors are rebuilt on import.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from botmem.agent.retrieval import Retriever
 from botmem.errors import BotmemError
-from botmem.stores.base import Stores
+from botmem.stores.base import Passage, Stores
 from botmem.types import AgentKey, BlockSpec, Message, ToolCall
 
+ALL_PASSAGES = 1_000_000_000
 FORMAT = "botmem-agent"
 VERSION = 1
 
@@ -40,18 +42,25 @@ async def export_agent(stores: Stores, agent_key: AgentKey, now: datetime) -> di
         "context_start_index": in_context,
         "blocks": [_block(b) for b in await stores.blocks.for_agent(agent_key)],
         "messages": [_message(m) for m in messages],
-        "archival": [],
+        "archival": [
+            _passage(p)
+            for p in reversed(await stores.archival.select(agent_key, limit=ALL_PASSAGES))
+        ],
     }
 
 
 async def import_agent(
     stores: Stores,
+    retriever: Retriever,
     data: dict[str, Any],
     agent_key: AgentKey | None = None,
     *,
     replace: bool = False,
 ) -> AgentKey:
-    """Create the agent from an export; `replace` wipes an existing agent of that key first."""
+    """Create the agent from an export; `replace` wipes an existing agent of that key first.
+
+    Passages are embedded again through `retriever` (vectors are not part of the file).
+    """
     if data.get("format") != FORMAT or not isinstance(data.get("version"), int):
         raise AgentFileError("not a botmem agent export (missing format/version)")
     if data["version"] > VERSION:
@@ -65,6 +74,9 @@ async def import_agent(
     for block in data["blocks"]:
         await _restore_block(stores, key, block)
     stored = await stores.history.append([_to_message(key, m) for m in data["messages"]])
+    new_ids = {m.get("id"): s.id for m, s in zip(data["messages"], stored, strict=True)}
+    for passage in data.get("archival", []):
+        await retriever.insert_passage(_to_passage(key, passage, new_ids))
     start = data.get("context_start_index", 0)
     start_id = (
         stored[start].id if start < len(stored) else (stored[-1].id or 0) + 1 if stored else 0
@@ -100,6 +112,7 @@ def _block(block: Any) -> dict[str, Any]:
 
 def _message(msg: Message) -> dict[str, Any]:
     return {
+        "id": msg.id,
         "role": msg.role,
         "content": msg.content,
         "created_at": msg.created_at.isoformat(),
@@ -120,4 +133,24 @@ def _to_message(key: AgentKey, data: dict[str, Any]) -> Message:
         tool_call_id=data.get("tool_call_id"),
         name=data.get("name"),
         tokens=data.get("tokens", 0),
+    )
+
+
+def _passage(passage: Passage) -> dict[str, Any]:
+    return {
+        "text": passage.text,
+        "created_at": passage.created_at.isoformat(),
+        "tags": list(passage.tags),
+        "source_message_ids": list(passage.source_message_ids),
+    }
+
+
+def _to_passage(key: AgentKey, data: dict[str, Any], new_ids: dict[Any, int | None]) -> Passage:
+    sources = (new_ids.get(old) for old in data.get("source_message_ids", []))
+    return Passage(
+        agent_key=key,
+        text=data["text"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        tags=tuple(data.get("tags", [])),
+        source_message_ids=tuple(i for i in sources if i is not None),
     )

@@ -73,7 +73,7 @@ class App:
         """Open the stores (migrating them), the LLM client and the embedder of the settings."""
         llm = llm or build_llm(settings)
         embedder = embedder or build_embedder(settings)
-        stores = stores or await open_stores(settings, clock)
+        stores = stores or await open_stores(settings, clock, embedder.name)
         toolset = Toolset([*BUILTIN_TOOLS, *ARCHIVAL_TOOLS, *tools])
         return cls(settings, stores, llm, embedder, toolset, clock)
 
@@ -134,8 +134,13 @@ class App:
         await self.aclose()
 
 
-async def open_stores(settings: Settings, clock: Clock = utc_now) -> Stores:
-    """The SQL stores of the settings, with Chroma (embedded or a server) for vectors."""
+async def open_stores(
+    settings: Settings, clock: Clock = utc_now, model: str | None = None
+) -> Stores:
+    """The SQL stores of the settings, with Chroma (embedded or a server) for vectors.
+
+    `model` names the embedder: an index built with another model is refused, not mixed.
+    """
     from botmem.stores.chroma import ChromaVectorIndex
     from botmem.stores.sql import open_sql_stores
 
@@ -143,9 +148,13 @@ async def open_stores(settings: Settings, clock: Clock = utc_now) -> Stores:
     if not storage.database_url:
         Path(storage.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
     if storage.chroma_url:
-        vectors = ChromaVectorIndex.http(storage.chroma_url, shards=storage.chroma_shards)
+        vectors = ChromaVectorIndex.http(
+            storage.chroma_url, shards=storage.chroma_shards, model=model
+        )
     else:
-        vectors = ChromaVectorIndex.persistent(storage.chroma_path(), shards=storage.chroma_shards)
+        vectors = ChromaVectorIndex.persistent(
+            storage.chroma_path(), shards=storage.chroma_shards, model=model
+        )
     return await open_sql_stores(storage.resolved_database_url(), clock, vectors=vectors)
 
 
@@ -162,10 +171,17 @@ def build_embedder(settings: Settings) -> Embedder:
     if config.api_key_env:
         api_key = os.environ.get(config.api_key_env) or None
         if api_key is None:
-            raise ConfigError(f"set the environment variable {config.api_key_env}",
-                              key="embeddings.api_key_env", source=settings.source)
-    return LiteLLMEmbedder(config.model, api_base=config.api_base or None, api_key=api_key,
-                           dimensions=config.dimensions)
+            raise ConfigError(
+                f"set the environment variable {config.api_key_env}",
+                key="embeddings.api_key_env",
+                source=settings.source,
+            )
+    return LiteLLMEmbedder(
+        config.model,
+        api_base=config.api_base or None,
+        api_key=api_key,
+        dimensions=config.dimensions,
+    )
 
 
 def build_llm(settings: Settings) -> LLMClient:

@@ -149,17 +149,20 @@ async def _memory_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _memory_import(args: argparse.Namespace, settings: Settings) -> int:
+    from botmem.agent.retrieval import Retriever
     from botmem.agentfile import AgentFileError, import_agent
-    from botmem.app import open_stores
+    from botmem.app import build_embedder, open_stores
 
     try:
         with sys.stdin if args.file == "-" else open(args.file, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise AgentFileError(f"cannot read {args.file}: {exc}") from None
-    stores = await open_stores(settings)
+    embedder = build_embedder(settings)
+    stores = await open_stores(settings, model=embedder.name)
     try:
-        key = await import_agent(stores, data, _agent_key(args), replace=args.replace)
+        retriever = Retriever(stores, embedder, settings.retrieval)
+        key = await import_agent(stores, retriever, data, _agent_key(args), replace=args.replace)
     finally:
         await stores.aclose()
     print(f"imported agent {key}", file=sys.stderr)

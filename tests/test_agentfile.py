@@ -10,12 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from botmem.agent.retrieval import Retriever
 from botmem.agentfile import AgentFileError, export_agent, import_agent
+from botmem.config import RetrievalSettings
+from botmem.stores.base import Passage
 from botmem.stores.memory import memory_stores
 from botmem.stores.sql import open_sql_stores
+from botmem.testing.embeddings import HashEmbedder
 from botmem.types import BlockSpec, Message, ToolCall
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def strip(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Rows without store ids (they differ between databases)."""
+    return [{k: v for k, v in r.items() if k not in ("id", "source_message_ids")} for r in rows]
 
 
 async def _agent(stores: object) -> None:
@@ -51,6 +60,17 @@ async def _agent(stores: object) -> None:
         ]
     )
     await s.agents.save_summary("console:ann", "Ann said hello.", msgs[3].id)  # type: ignore[attr-defined]
+    await s.archival.insert(
+        [
+            Passage(
+                "console:ann",
+                "Ann's cat is Tom",
+                NOW,
+                ("pets",),  # type: ignore[attr-defined]
+                (msgs[0].id,),
+            )
+        ]
+    )
 
 
 async def test_round_trip_between_databases(tmp_path: Path) -> None:
@@ -59,10 +79,20 @@ async def test_round_trip_between_databases(tmp_path: Path) -> None:
     data = json.loads(json.dumps(await export_agent(source, "console:ann", NOW)))
     target = await open_sql_stores(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", lambda: NOW)
     try:
-        key = await import_agent(target, data)
+        retriever = Retriever(target, HashEmbedder(), RetrievalSettings())
+        key = await import_agent(target, retriever, data)
         assert key == "console:ann"
         again = await export_agent(target, key, NOW)
-        assert again == data
+        ids = {"messages", "archival"}
+        assert {k: v for k, v in again.items() if k not in ids} == {
+            k: v for k, v in data.items() if k not in ids
+        }
+        assert strip(again["messages"]) == strip(data["messages"])
+        assert strip(again["archival"]) == strip(data["archival"])
+        (passage,) = again["archival"]
+        assert passage["source_message_ids"] == [again["messages"][0]["id"]]
+        found = await retriever.search_passages(key, "cat", limit=5)
+        assert [p.text for p in found] == ["Ann's cat is Tom"]
         state = await target.agents.get(key)
         assert state is not None and state.summary == "Ann said hello."
         in_context = await target.history.since(key, state.context_start_id)
@@ -70,9 +100,9 @@ async def test_round_trip_between_databases(tmp_path: Path) -> None:
         team = await target.blocks.get(key, "team")
         assert team is not None and team.shared_name == "org"
         with pytest.raises(AgentFileError, match="already exists"):
-            await import_agent(target, data)
-        assert await import_agent(target, data, "console:bob") == "console:bob"
-        await import_agent(target, data, replace=True)
+            await import_agent(target, retriever, data)
+        assert await import_agent(target, retriever, data, "console:bob") == "console:bob"
+        await import_agent(target, retriever, data, replace=True)
         assert await target.history.count(key) == 4
     finally:
         await target.aclose()
@@ -80,10 +110,11 @@ async def test_round_trip_between_databases(tmp_path: Path) -> None:
 
 async def test_wrong_files_are_refused() -> None:
     stores = memory_stores()
+    retriever = Retriever(stores, HashEmbedder(), RetrievalSettings())
     with pytest.raises(AgentFileError, match="not a botmem agent export"):
-        await import_agent(stores, {"agents": []})
+        await import_agent(stores, retriever, {"agents": []})
     with pytest.raises(AgentFileError, match="newer"):
-        await import_agent(stores, {"format": "botmem-agent", "version": 99})
+        await import_agent(stores, retriever, {"format": "botmem-agent", "version": 99})
     with pytest.raises(AgentFileError, match="no agent"):
         await export_agent(stores, "console:nobody", NOW)
 

@@ -71,6 +71,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[agent]\ntimezone = 'Mars/Base'\n", "agent.timezone: Value error, unknown timezone"),
         ("[[agent.blocks]]\nlabel = 'Bad Label'\n", "agent.blocks.0.label"),
         ("[context]\ntrigger = 2\n", "context.trigger"),
+        (
+            "[embeddings]\nprovider = 'litellm'\n",
+            'embeddings: Value error, provider "litellm" needs',
+        ),
         ("[llm\n", "not valid TOML"),
     ],
 )

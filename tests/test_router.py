@@ -13,6 +13,7 @@ from botmem.app import App
 from botmem.llm.base import Completion
 from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
+from botmem.testing.embeddings import HashEmbedder
 from tests.agent.conftest import make_settings
 
 
@@ -38,7 +39,9 @@ class SlowLLM(ScriptedLLM):
 
 async def test_turns_of_one_agent_never_interleave_but_agents_run_concurrently() -> None:
     llm = SlowLLM()
-    async with await App.open(make_settings(), llm=llm, stores=memory_stores()) as app:
+    async with await App.open(
+        make_settings(), llm=llm, stores=memory_stores(), embedder=HashEmbedder()
+    ) as app:
         chat = FakeAdapter()
         await app.start([chat])
         tasks = [
@@ -56,7 +59,9 @@ async def test_turns_of_one_agent_never_interleave_but_agents_run_concurrently()
 
 async def test_a_duplicate_delivery_never_gives_a_second_reply() -> None:
     llm = ScriptedLLM(responder=lambda _m: reply("only once"))
-    async with await App.open(make_settings(), llm=llm, stores=memory_stores()) as app:
+    async with await App.open(
+        make_settings(), llm=llm, stores=memory_stores(), embedder=HashEmbedder()
+    ) as app:
         chat = FakeAdapter()
         await app.start([chat])
         inbound = chat.inbound("ann", "hello", message_id="evt-1")
@@ -78,7 +83,7 @@ def _sqlite_settings(tmp_path: Path) -> Any:
 
 
 async def _start(settings: Any, llm: ScriptedLLM) -> tuple[App, FakeAdapter]:
-    app = await App.open(settings, llm=llm)
+    app = await App.open(settings, llm=llm, embedder=HashEmbedder())
     chat = FakeAdapter()
     await app.start([chat])
     return app, chat

@@ -29,12 +29,12 @@ async def archival_memory_insert(
     if not text:
         raise ToolError("content is empty; write the text you want to keep")
     if len(text) > MAX_PASSAGE_CHARS:
-        raise ToolError(f"content is {len(text)} characters; keep passages under "
-                        f"{MAX_PASSAGE_CHARS} (split it into several)")
+        raise ToolError(
+            f"content is {len(text)} characters; keep passages under "
+            f"{MAX_PASSAGE_CHARS} (split it into several)"
+        )
     clean_tags = _tags(tags)
-    stored = await ctx.retriever.insert_passage(
-        Passage(ctx.agent_key, text, ctx.now, clean_tags)
-    )
+    stored = await ctx.retriever.insert_passage(Passage(ctx.agent_key, text, ctx.now, clean_tags))
     return f"Saved to archival memory as passage {stored.id}."
 
 
@@ -68,8 +68,13 @@ async def archival_memory_search(
         raise ToolError(f"end_date {end_date} is before start_date {start_date}")
     size = ctx.search_page_size
     found = await ctx.retriever.search_passages(
-        ctx.agent_key, query, limit=size + 1, offset=page * size, tags=_tags(tags),
-        start=start, end=end,
+        ctx.agent_key,
+        query,
+        limit=size + 1,
+        offset=page * size,
+        tags=_tags(tags),
+        start=start,
+        end=end,
     )
     if not found:
         return "No passages found" + (" on this page." if page else ".")
@@ -77,8 +82,11 @@ async def archival_memory_search(
     for passage in found[:size]:
         stamp = passage.created_at.astimezone(ctx.timezone).isoformat(timespec="minutes")
         label = f" [{', '.join(passage.tags)}]" if passage.tags else ""
-        text = passage.text if len(passage.text) <= SNIPPET_CHARS else (
-            passage.text[:SNIPPET_CHARS] + "…")
+        text = (
+            passage.text
+            if len(passage.text) <= SNIPPET_CHARS
+            else (passage.text[:SNIPPET_CHARS] + "…")
+        )
         lines.append(f"[{stamp}]{label} {text}")
     if len(found) > size:
         lines.append(f"More results: page={page + 1}.")

@@ -45,8 +45,9 @@ class Retriever:
         n = max(self._settings.candidates, offset + limit)
         by_words = await self._stores.history.search(agent_key, query, limit=n)
         by_meaning = await self._nearest(MESSAGES, agent_key, query, n)
-        ranked = fuse([[m.id for m in by_words if m.id is not None], by_meaning],
-                      self._settings.rrf_k)
+        ranked = fuse(
+            [[m.id for m in by_words if m.id is not None], by_meaning], self._settings.rrf_k
+        )
         return await self._stores.history.get_many(agent_key, ranked[offset : offset + limit])
 
     async def insert_passage(self, passage: Passage) -> Passage:
@@ -75,8 +76,9 @@ class Retriever:
         nearest = await self._nearest(PASSAGES, agent_key, query, n)
         candidates = await self._stores.archival.get_many(agent_key, nearest)
         by_meaning = [p.id for p in candidates if p.id is not None and _passes(p, tags, start, end)]
-        ranked = fuse([[p.id for p in by_words if p.id is not None], by_meaning],
-                      self._settings.rrf_k)
+        ranked = fuse(
+            [[p.id for p in by_words if p.id is not None], by_meaning], self._settings.rrf_k
+        )
         return await self._stores.archival.get_many(agent_key, ranked[offset : offset + limit])
 
     async def _nearest(self, space: str, agent_key: AgentKey, query: str, n: int) -> list[int]:

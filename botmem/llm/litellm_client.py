@@ -1,4 +1,4 @@
-"""LiteLLMClient: the LLMClient for every provider litellm knows.
+"""LiteLLMClient and LiteLLMEmbedder: the LLMClient and Embedder for every provider litellm knows.
 
 This is the only module in botmem that imports litellm, and it does so at first use:
 `import litellm` costs 4-7 s and ~190 MB, and `botmem --help` must stay instant.
@@ -17,13 +17,16 @@ import random
 import re
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from botmem.errors import LLMError
 from botmem.llm.base import Completion, Usage
 from botmem.types import ToolCall
+
+if TYPE_CHECKING:
+    from botmem.embeddings.base import Vectors
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,10 @@ DEFAULT_CONTEXT_WINDOW = 8192
 MAX_RETRY_AFTER = 30.0
 """Seconds: a longer retry-after hint is capped, so one turn never stalls for minutes."""
 _MAX_DETAIL = 300
+EMBEDDING_BATCH = 256
+"""Texts per embedding request: far below providers' limits (OpenAI: 2048 inputs)."""
+
+T = TypeVar("T")
 
 _litellm: Any = None
 _import_lock = threading.Lock()
@@ -62,6 +69,9 @@ def _configure(litellm: Any) -> None:
     # token_counter would otherwise download Hugging Face tokenizers for llama/claude models;
     # tiktoken's bundled cl100k is close enough for a context budget and works offline.
     litellm.disable_hf_tokenizer_download = True
+    # Embedding calls read `max_retries or DEFAULT_MAX_RETRIES`, so our max_retries=0 became
+    # the openai SDK's 2 hidden retries per attempt; 0 here makes 0 mean 0 (litellm 1.106.2).
+    litellm.DEFAULT_MAX_RETRIES = 0
 
 
 # How each litellm exception is handled, checked in order (subclasses before their bases).
@@ -95,7 +105,71 @@ class _Failure:
     error: BaseException | None = None
 
 
-class LiteLLMClient:
+class _RetryingCaller:
+    """What LiteLLMClient and LiteLLMEmbedder share: classify litellm errors, retry the
+    retryable ones with backoff, and raise one redacted LLMError line for the rest."""
+
+    model: str
+    timeout: float
+    max_retries: int
+    retry_backoff: float
+    _api_key: str | None
+    _call_kind = "LLM call"
+    """How messages name one call: 'LLM call to M failed: ...'."""
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T | _Failure]]) -> T | _Failure:
+        """The first success of `attempt()`, or its last retryable failure."""
+        for number in range(self.max_retries + 1):
+            outcome = await attempt()
+            if not isinstance(outcome, _Failure):
+                return outcome
+            if not outcome.retryable:
+                self._raise([_describe(outcome, number + 1)], outcome)
+            if number < self.max_retries:
+                delay = self._delay(number, outcome.retry_after)
+                log.info(
+                    "%s %s: %s; retrying in %.2fs",
+                    self._call_kind,
+                    self.model,
+                    outcome.reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        return outcome
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter (so many agents don't retry in lockstep)."""
+        backoff = self.retry_backoff * (2**attempt) * random.uniform(1.0, 1.5)
+        if retry_after is not None:
+            return max(backoff, min(retry_after, MAX_RETRY_AFTER))
+        return backoff
+
+    def _classify(self, litellm: Any, exc: BaseException) -> _Failure:
+        status = getattr(exc, "status_code", None)
+        status = status if isinstance(status, int) else None
+        retryable, reason = _kind(litellm, exc, status)
+        if reason == "timed out":
+            reason = f"timed out after {self.timeout:g}s"
+        return _Failure(
+            reason=reason,
+            detail=self._redact(_clean_detail(str(exc))),
+            retryable=retryable,
+            retry_after=_retry_after(exc),
+            error=exc,
+        )
+
+    def _raise(self, failures: Sequence[str], last: _Failure) -> NoReturn:
+        """LLMError, one line: 'LLM call to M failed: why after N attempts; fallback F: why'."""
+        message = f"{self._call_kind} to {self.model} failed: " + "; ".join(failures)
+        raise LLMError(self._redact(message), retryable=last.retryable) from last.error
+
+    def _redact(self, text: str) -> str:
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "***")
+        return text
+
+
+class LiteLLMClient(_RetryingCaller):
     """An LLMClient backed by `litellm.acompletion`, with our own retries and fallbacks."""
 
     def __init__(
@@ -196,17 +270,7 @@ class LiteLLMClient:
 
     async def _with_retries(self, request: dict[str, Any]) -> Completion | _Failure:
         """Completion from the primary model, or its last retryable failure."""
-        for attempt in range(self.max_retries + 1):
-            outcome = await self._attempt(self.model, request)
-            if isinstance(outcome, Completion):
-                return outcome
-            if not outcome.retryable:
-                self._raise([_describe(outcome, attempt + 1)], outcome)
-            if attempt < self.max_retries:
-                delay = self._delay(attempt, outcome.retry_after)
-                log.info("LLM %s: %s; retrying in %.2fs", self.model, outcome.reason, delay)
-                await asyncio.sleep(delay)
-        return outcome
+        return await self._retrying(lambda: self._attempt(self.model, request))
 
     async def _attempt(self, model: str, request: dict[str, Any]) -> Completion | _Failure:
         litellm = _load_litellm()
@@ -215,37 +279,6 @@ class LiteLLMClient:
         except tuple(litellm.LITELLM_EXCEPTION_TYPES) as exc:
             return self._classify(litellm, exc)
         return _parse_response(response, model)
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter (so many agents don't retry in lockstep)."""
-        backoff = self.retry_backoff * (2**attempt) * random.uniform(1.0, 1.5)
-        if retry_after is not None:
-            return max(backoff, min(retry_after, MAX_RETRY_AFTER))
-        return backoff
-
-    def _classify(self, litellm: Any, exc: BaseException) -> _Failure:
-        status = getattr(exc, "status_code", None)
-        status = status if isinstance(status, int) else None
-        retryable, reason = _kind(litellm, exc, status)
-        if reason == "timed out":
-            reason = f"timed out after {self.timeout:g}s"
-        return _Failure(
-            reason=reason,
-            detail=self._redact(_clean_detail(str(exc))),
-            retryable=retryable,
-            retry_after=_retry_after(exc),
-            error=exc,
-        )
-
-    def _raise(self, failures: Sequence[str], last: _Failure) -> NoReturn:
-        """LLMError, one line: 'LLM call to M failed: why after N attempts; fallback F: why'."""
-        message = f"LLM call to {self.model} failed: " + "; ".join(failures)
-        raise LLMError(self._redact(message), retryable=last.retryable) from last.error
-
-    def _redact(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return text
 
     # -- tokens -------------------------------------------------------------------------------
 
@@ -269,6 +302,98 @@ class LiteLLMClient:
             log.debug("token_counter failed for %s (%s); estimating", self.model, exc)
             return _estimate_tokens(messages, tools)
         return int(count)
+
+
+class LiteLLMEmbedder(_RetryingCaller):
+    """An Embedder backed by `litellm.aembedding` (OpenAI, Ollama, vLLM, any OpenAI-compatible
+    server), with the chat client's retries and one-line LLMErrors.
+
+    `dimensions` is required, not discovered: the vector index is created before the first
+    call, and a model that answers with another size fails loudly instead of corrupting it.
+    """
+
+    _call_kind = "embedding call"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        dimensions: int,
+        name: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        retry_backoff: float = 0.5,
+    ) -> None:
+        self.model = model
+        self.name = name or model
+        self.dimensions = dimensions
+        self.api_base = api_base
+        self._api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max(0, max_retries)
+        self.retry_backoff = retry_backoff
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"LiteLLMEmbedder(model={self.model!r}, api_base={self.api_base!r})"
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """Vectors in the order of `texts`, in requests of at most EMBEDDING_BATCH texts."""
+        import numpy as np
+
+        # OpenAI rejects an empty string as input; a space embeds as "nothing" just as well.
+        inputs = [text if text else " " for text in texts]
+        parts = [np.zeros((0, self.dimensions), dtype=np.float32)]
+        for start in range(0, len(inputs), EMBEDDING_BATCH):
+            parts.append(await self._embed_batch(inputs[start : start + EMBEDDING_BATCH]))
+        return np.concatenate(parts)
+
+    async def _embed_batch(self, texts: list[str]) -> Vectors:
+        result = await self._retrying(lambda: self._attempt(texts))
+        if isinstance(result, _Failure):
+            self._raise([_describe(result, self.max_retries + 1)], result)
+        return result
+
+    async def _attempt(self, texts: list[str]) -> Vectors | _Failure:
+        litellm = _load_litellm()
+        try:
+            response = await litellm.aembedding(
+                model=self.model,
+                input=texts,
+                api_base=self.api_base,
+                api_key=self._api_key,
+                timeout=self.timeout,
+                num_retries=0,
+                max_retries=0,
+            )
+        except tuple(litellm.LITELLM_EXCEPTION_TYPES) as exc:
+            return self._classify(litellm, exc)
+        return _parse_embeddings(response, len(texts), self.dimensions)
+
+
+def _parse_embeddings(response: Any, count: int, dimensions: int) -> Vectors | _Failure:
+    """L2-normalised float32 rows in input order (providers may answer out of order)."""
+    import numpy as np
+
+    items = list(getattr(response, "data", None) or [])
+    if len(items) != count:
+        return _Failure(
+            "malformed response", f"{len(items)} vectors for {count} texts", retryable=True
+        )
+    rows = [_field(item, "embedding") for item in sorted(items, key=lambda i: _field(i, "index"))]
+    sizes = sorted({len(row) for row in rows})
+    if sizes != [dimensions]:
+        detail = f"got {'/'.join(map(str, sizes))}-dimensional vectors, configured {dimensions}"
+        return _Failure("wrong vector size", detail, retryable=False)
+    vectors = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.clip(norms, 1e-12, None)
+
+
+def _field(item: Any, name: str) -> Any:
+    """litellm gives embedding items as dicts or as objects, depending on the provider."""
+    return item[name] if isinstance(item, dict) else getattr(item, name)
 
 
 def _kind(litellm: Any, exc: BaseException, status: int | None) -> tuple[bool, str]:

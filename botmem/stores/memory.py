@@ -6,7 +6,7 @@ state: every operation runs to completion before another task can interleave.
 
 from __future__ import annotations
 
-import re
+import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -20,8 +20,12 @@ from botmem.stores.base import (
     InboxItem,
     InboxStatus,
     Stores,
+    VectorIndex,
     apply_change,
 )
+from botmem.stores.memory_archival import MemoryArchivalStore
+from botmem.stores.memory_vectors import MemoryVectorIndex
+from botmem.stores.text import bm25_scores, is_said, query_terms, words
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
 
@@ -170,29 +174,20 @@ class MemoryBlockStore:
                 self._drop_block(block_id)
 
 
-def _words(query: str) -> list[str]:
-    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))
-
-
 def _search(found: list[Message], query: str) -> list[Message]:
-    """Portable word match, ranked by distinct words matched, then newest first."""
-    words = _words(query)
-    scored = []
-    for message in found:
-        content = message.spoken.lower()
-        if message.role not in CONVERSATION_ROLES or not content:
-            continue
-        score = sum(word in content for word in words)
-        if score:
-            scored.append((score, message))
-    scored.sort(key=lambda pair: (pair[0], pair[1].created_at, pair[1].id or 0), reverse=True)
-    return [message for _, message in scored]
+    """What was said ranked by BM25 over the agent's own messages, then newest first."""
+    said = [m for m in found if is_said(m)]
+    scores = bm25_scores([words(m.spoken) for m in said], query_terms(query))
+    hits = [(score, m) for score, m in zip(scores, said, strict=True) if score > 0]
+    hits.sort(key=lambda hit: (hit[0], hit[1].created_at, hit[1].id or 0), reverse=True)
+    return [message for _, message in hits]
 
 
 class MemoryHistoryStore:
     def __init__(self) -> None:
         self._messages: list[Message] = []  # in id order
         self._next_id = 1
+        self._indexed: set[int] = set()
 
     async def append(self, messages: Sequence[Message]) -> list[Message]:
         stored = []
@@ -220,6 +215,17 @@ class MemoryHistoryStore:
         self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
     ) -> list[Message]:
         return _search(self._of(agent_key), query)[offset : offset + limit]
+
+    async def get_many(self, agent_key: AgentKey, ids: Sequence[int]) -> list[Message]:
+        by_id = {m.id: m for m in self._of(agent_key)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def unindexed(self, *, limit: int) -> list[Message]:
+        waiting = (m for m in self._messages if is_said(m) and m.id not in self._indexed)
+        return list(itertools.islice(waiting, max(limit, 0)))
+
+    async def mark_indexed(self, ids: Sequence[int]) -> None:
+        self._indexed.update(ids)
 
     async def between(
         self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0
@@ -307,12 +313,15 @@ class MemoryInboxStore:
                 self._seen.discard((row.inbound.source, row.inbound.message_id))
 
 
-def memory_stores(clock: Clock | None = None) -> Stores:
-    """Fresh, empty in-memory stores sharing one clock."""
+def memory_stores(clock: Clock | None = None, vectors: VectorIndex | None = None) -> Stores:
+    """Fresh, empty in-memory stores sharing one clock (and a MemoryVectorIndex unless
+    another index is given)."""
     now = clock or _utc_now
     return Stores(
         agents=MemoryAgentStore(now),
         blocks=MemoryBlockStore(now),
         history=MemoryHistoryStore(),
         inbox=MemoryInboxStore(now),
+        archival=MemoryArchivalStore(),
+        vectors=vectors if vectors is not None else MemoryVectorIndex(),
     )

@@ -12,14 +12,19 @@ reuses its connections and a benchmark sends thousands of requests.
 
 Queued replies are served first, in order; when the queue is empty, `responder(body)` decides
 (by default every request gets the text "ok").
+
+`/v1/embeddings` answers each input with `embedder(text)` (by default HashEmbedder's vectors,
+see botmem.testing.embeddings); `server.queue_embeddings(error(429))` makes it fail first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,7 +33,10 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
+from botmem.testing.embeddings import hash_vector
+
 Responder = Callable[[dict[str, Any]], "Reply"]
+EmbedFunction = Callable[[str], list[float]]
 
 
 @dataclass(frozen=True)
@@ -97,16 +105,22 @@ def _default_responder(body: dict[str, Any]) -> Reply:
 
 
 class FakeOpenAIServer:
-    """An OpenAI-compatible `/v1/chat/completions` and `/v1/models` server on 127.0.0.1:0."""
+    """An OpenAI-compatible `/v1/chat/completions`, `/v1/embeddings` and `/v1/models` server
+    on 127.0.0.1:0."""
 
     def __init__(
         self,
         responder: Responder = _default_responder,
         *,
         models: tuple[str, ...] = ("test-model",),
+        embedder: EmbedFunction = hash_vector,
     ) -> None:
         self.responder = responder
         self.models = models
+        self.embedder = embedder
+        self.embedding_requests: list[dict[str, Any]] = []
+        """Parsed JSON bodies received at /v1/embeddings, in arrival order."""
+        self._embedding_queue: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         """Parsed JSON bodies received at /v1/chat/completions, in arrival order."""
         self.headers: list[dict[str, str]] = []
@@ -124,6 +138,11 @@ class FakeOpenAIServer:
     def queue(self, *replies: Reply) -> None:
         """Serve these replies, in order, before falling back to the responder."""
         self._queue.extend(replies)
+
+    def queue_embeddings(self, *replies: Reply) -> None:
+        """Answer the next /v1/embeddings requests with these (only status, error_message,
+        headers and delay count: use `error(...)`, or `text("")` for one normal answer)."""
+        self._embedding_queue.extend(replies)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
@@ -198,6 +217,8 @@ class FakeOpenAIServer:
             return 200, self._models_payload(), {}, 0.0
         if method == "POST" and path.endswith("/chat/completions"):
             return self._chat(headers, body)
+        if method == "POST" and path.endswith("/embeddings"):
+            return self._embeddings(body)
         return 404, _error_payload(f"no route for {method} {path}", 404), {}, 0.0
 
     def _chat(
@@ -216,6 +237,34 @@ class FakeOpenAIServer:
             payload = _error_payload(reply.error_message, reply.status)
             return reply.status, payload, reply.headers, reply.delay
         return 200, self._completion_payload(request, reply), reply.headers, reply.delay
+
+    def _embeddings(self, body: bytes) -> tuple[int, dict[str, Any], Mapping[str, str], float]:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return 400, _error_payload("request body is not JSON", 400), {}, 0.0
+        self.embedding_requests.append(request)
+        reply = self._embedding_queue.popleft() if self._embedding_queue else Reply()
+        if reply.status != 200:
+            payload = _error_payload(reply.error_message, reply.status)
+            return reply.status, payload, reply.headers, reply.delay
+        return 200, self._embeddings_payload(request), reply.headers, reply.delay
+
+    def _embeddings_payload(self, request: dict[str, Any]) -> dict[str, Any]:
+        texts = request.get("input", [])
+        texts = [texts] if isinstance(texts, str) else texts
+        as_base64 = request.get("encoding_format") == "base64"
+        data = [
+            {"object": "embedding", "index": i, "embedding": _vector(self.embedder(t), as_base64)}
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(max(1, len(str(t)) // 4) for t in texts)
+        return {
+            "object": "list",
+            "data": data,
+            "model": request.get("model", ""),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     def _models_payload(self) -> dict[str, Any]:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
@@ -257,6 +306,13 @@ def _tool_call_payload(call: FakeToolCall, default_id: str) -> dict[str, Any]:
         "type": "function",
         "function": {"name": call.name, "arguments": call.arguments},
     }
+
+
+def _vector(values: list[float], as_base64: bool) -> list[float] | str:
+    """A JSON list, or little-endian float32 in base64 (what the openai SDK asks for)."""
+    if not as_base64:
+        return values
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
 
 
 _ERROR_TYPES = {

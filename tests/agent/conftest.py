@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from botmem.config import Settings
 from botmem.stores.base import Stores
 from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM
+from botmem.testing.embeddings import HashEmbedder
 
 
 @dataclass
@@ -34,6 +36,12 @@ def make_settings(**sections: dict[str, object]) -> Settings:
     return Settings.model_validate(data)
 
 
+async def open_app(settings: Settings, llm: ScriptedLLM, **parts: Any) -> App:
+    """An App on in-memory stores with the hash embedder (fast, deterministic)."""
+    parts.setdefault("stores", memory_stores())
+    return await App.open(settings, llm=llm, embedder=HashEmbedder(), **parts)
+
+
 @pytest.fixture
 def settings() -> Settings:
     return make_settings()
@@ -42,7 +50,7 @@ def settings() -> Settings:
 @pytest.fixture
 async def bot(settings: Settings) -> AsyncIterator[Bot]:
     llm = ScriptedLLM()
-    app = await App.open(settings, llm=llm, stores=memory_stores())
+    app = await open_app(settings, llm)
     chat = FakeAdapter()
     await app.start([chat])
     yield Bot(app, llm, chat)

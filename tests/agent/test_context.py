@@ -10,6 +10,7 @@ from botmem.app import App
 from botmem.config import ContextSettings
 from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
+from botmem.testing.embeddings import HashEmbedder
 from botmem.types import Message, ToolCall
 from tests.agent.conftest import make_settings
 
@@ -127,7 +128,9 @@ async def test_prompt_one_token_over_is_summarized_below_the_target() -> None:
 async def test_long_conversation_stays_in_budget_and_evicted_messages_stay_searchable() -> None:
     settings = make_settings(context={"trigger": 0.75, "target": 0.5})
     llm = ScriptedLLM(context_window=1500, responder=lambda _m: reply("ok " * 20))
-    async with await App.open(settings, llm=llm, stores=memory_stores()) as app:
+    async with await App.open(
+        settings, llm=llm, stores=memory_stores(), embedder=HashEmbedder()
+    ) as app:
         chat = FakeAdapter()
         await app.start([chat])
         await chat.say("max", "my cat is called Pixel")

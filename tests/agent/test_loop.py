@@ -64,13 +64,16 @@ async def test_read_only_block_cannot_be_edited() -> None:
     from botmem.app import App
     from botmem.stores.memory import memory_stores
     from botmem.testing import FakeAdapter, ScriptedLLM
+    from botmem.testing.embeddings import HashEmbedder
     from tests.agent.conftest import make_settings
 
     settings = make_settings(
         agent={"blocks": [{"label": "rules", "value": "Be kind.", "read_only": True}]}
     )
     llm = ScriptedLLM([call("memory_rethink", label="rules", new_memory="Be rude."), reply("ok")])
-    async with await App.open(settings, llm=llm, stores=memory_stores()) as app:
+    async with await App.open(
+        settings, llm=llm, stores=memory_stores(), embedder=HashEmbedder()
+    ) as app:
         chat = FakeAdapter()
         await app.start([chat])
         assert await chat.say("dan", "hi") == "ok"

@@ -8,9 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from botmem.agent.memory_tools import conversation_search, conversation_search_date
+from botmem.agent.retrieval import Retriever
 from botmem.agent.tools import ToolContext
+from botmem.config import RetrievalSettings
 from botmem.errors import ToolError
+from botmem.stores.base import Stores
 from botmem.stores.memory import memory_stores
+from botmem.testing.embeddings import HashEmbedder
 from botmem.types import Message, ToolCall
 
 
@@ -27,7 +31,13 @@ async def _ctx(tz: str = "UTC") -> ToolContext:
             Message("t:2", "user", "secret of another user: cat", days[0]),
         ]
     )
-    return ToolContext("t:1", stores, days[2], ZoneInfo(tz), "k", search_page_size=1)
+    return ToolContext(
+        "t:1", stores, _retriever(stores), days[2], ZoneInfo(tz), "k", search_page_size=1
+    )
+
+
+def _retriever(stores: Stores) -> Retriever:
+    return Retriever(stores, HashEmbedder(), RetrievalSettings())
 
 
 async def test_search_finds_only_the_agents_own_messages_paged() -> None:
@@ -97,7 +107,14 @@ async def test_search_finds_what_the_agent_said_with_send_message(tmp_path: obje
                 ),
             ]
         )
-        ctx = ToolContext("t:1", stores, datetime(2026, 3, 5, tzinfo=UTC), ZoneInfo("UTC"), "k")
+        ctx = ToolContext(
+            "t:1",
+            stores,
+            _retriever(stores),
+            datetime(2026, 3, 5, tzinfo=UTC),
+            ZoneInfo("UTC"),
+            "k",
+        )
         assert "assistant: Try the ramen" in await conversation_search.call(
             ctx, '{"query": "ramen"}'
         )

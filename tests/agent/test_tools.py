@@ -12,7 +12,8 @@ from botmem.app import App
 from botmem.errors import ToolError
 from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
-from tests.agent.conftest import make_settings
+from botmem.testing.embeddings import HashEmbedder
+from tests.agent.conftest import make_settings, open_app
 
 
 @tool
@@ -98,7 +99,13 @@ def test_tool_definitions_are_validated() -> None:
 
 async def test_a_custom_tool_runs_in_a_turn() -> None:
     llm = ScriptedLLM([call("book_table", restaurant="Luigi's", people=2), reply("Booked!")])
-    app = await App.open(make_settings(), llm=llm, stores=memory_stores(), tools=[book_table])
+    app = await App.open(
+        make_settings(),
+        llm=llm,
+        stores=memory_stores(),
+        embedder=HashEmbedder(),
+        tools=[book_table],
+    )
     async with app:
         chat = FakeAdapter()
         await app.start([chat])
@@ -115,9 +122,7 @@ async def test_a_crashing_custom_tool_is_reported_to_the_model() -> None:
         raise RuntimeError("boom")
 
     llm = ScriptedLLM([call("flaky"), reply("sorry, that failed")])
-    async with await App.open(
-        make_settings(), llm=llm, stores=memory_stores(), tools=[flaky]
-    ) as app:
+    async with await open_app(make_settings(), llm, tools=[flaky]) as app:
         chat = FakeAdapter()
         await app.start([chat])
         assert await chat.say("lee", "try it") == "sorry, that failed"

@@ -68,31 +68,6 @@ async def test_history_is_isolated_between_agents(stores: Stores) -> None:
     assert [m.agent_key for m in await stores.history.between("b", T0, at(60), limit=9)] == ["b"]
 
 
-async def test_search_ranks_by_words_matched_then_newest(stores: Stores) -> None:
-    await stores.history.append(
-        [
-            msg("a", "user", "I adopted a CAT named Miso.", 0),
-            msg("a", "assistant", "Cats and dogs are both great.", 1),
-            msg("a", "user", "Miso the cat hates the dog!", 2),
-            msg("a", "user", "Nothing relevant here.", 3),
-            msg("a", "tool", "cat dog miso", 4),  # tool output is not searched
-            msg("a", "assistant", None, 5),
-            msg("a", "user", "my dog", 6),
-        ]
-    )
-    found = await stores.history.search("a", "cat, DOG? miso", limit=10)
-    assert [m.content for m in found] == [
-        "Miso the cat hates the dog!",  # 3 words
-        "Cats and dogs are both great.",  # 2 words
-        "I adopted a CAT named Miso.",  # 2 words, older
-        "my dog",  # 1 word
-    ]
-    page = await stores.history.search("a", "cat dog miso", limit=2, offset=1)
-    assert [m.content for m in page] == [m.content for m in found[1:3]]
-    assert await stores.history.search("a", "?!", limit=10) == []
-    assert await stores.history.search("a", "zebra", limit=10) == []
-
-
 async def test_search_treats_like_wildcards_literally(stores: Stores) -> None:
     await stores.history.append(
         [msg("a", "user", "file_name here", 0), msg("a", "user", "filename", 1)]

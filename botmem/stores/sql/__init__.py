@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from botmem.stores.base import Clock, Stores
+from botmem.stores.base import Clock, Stores, VectorIndex
+from botmem.stores.memory_vectors import MemoryVectorIndex
 from botmem.stores.sql.agents import SqlAgentStore
+from botmem.stores.sql.archival import SqlArchivalStore
 from botmem.stores.sql.blocks import SqlBlockStore
 from botmem.stores.sql.engine import Database, create_engine
 from botmem.stores.sql.history import SqlHistoryStore
@@ -14,6 +16,7 @@ from botmem.stores.sql.migrations import migrate
 
 __all__ = [
     "SqlAgentStore",
+    "SqlArchivalStore",
     "SqlBlockStore",
     "SqlHistoryStore",
     "SqlInboxStore",
@@ -25,9 +28,14 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def open_sql_stores(url: str, clock: Clock | None = None) -> Stores:
+async def open_sql_stores(
+    url: str, clock: Clock | None = None, vectors: VectorIndex | None = None
+) -> Stores:
     """Open the database at `url` (e.g. ``sqlite+aiosqlite:///data/botmem.db`` or
     ``postgresql+asyncpg://user@host/db``), bring its schema up to date and return the stores.
+
+    `vectors` defaults to an in-memory index: fine for tests, but its vectors are gone at
+    exit (messages stay marked indexed), so persistent bots pass a persistent index.
     """
     engine = create_engine(url)
     migrated = False
@@ -44,5 +52,7 @@ async def open_sql_stores(url: str, clock: Clock | None = None) -> Stores:
         blocks=SqlBlockStore(db, now),
         history=SqlHistoryStore(db),
         inbox=SqlInboxStore(db, now),
+        archival=SqlArchivalStore(db),
+        vectors=vectors if vectors is not None else MemoryVectorIndex(),
         close=engine.dispose,
     )

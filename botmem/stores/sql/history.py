@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import operator
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from functools import reduce
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy import delete, false, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from botmem.stores.base import CONVERSATION_ROLES
 from botmem.stores.sql.engine import Database
+from botmem.stores.sql.fulltext import FullText
 from botmem.stores.sql.schema import messages
+from botmem.stores.text import is_said, query_terms
 from botmem.types import AgentKey, Message, ToolCall
+
+_FULLTEXT = FullText(messages, "messages_fts")
+ID_CHUNK = 500
+"""Ids per IN (...) list: far below every driver's bound-parameter limit."""
 
 
 def _message(row: Any) -> Message:
@@ -50,35 +53,28 @@ def _values(message: Message) -> dict[str, Any]:
         "name": message.name,
         "tokens": message.tokens,
         "created_at": message.created_at,
+        # Marked done up front when there is nothing to embed: keeps the unindexed index small.
+        "indexed": not is_said(message),
     }
 
 
-def query_words(query: str) -> list[str]:
-    """The distinct lowercase words of a search query, punctuation dropped, in order."""
-    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))
+def chunks(ids: Sequence[int]) -> list[list[int]]:
+    unique = list(dict.fromkeys(ids))
+    return [unique[i : i + ID_CHUNK] for i in range(0, len(unique), ID_CHUNK)]
 
 
-def word_search(agent_key: AgentKey, query: str) -> Select[Any] | None:
-    """Portable stand-in for full-text search: messages containing any word of the query,
-    ranked by how many distinct words they contain, then newest first.
-
-    None when the query has no words. To be replaced by FTS5 / tsvector ranking.
-    """
-    words = query_words(query)
-    if not words:
-        return None
-    content = func.lower(messages.c.spoken)
-    hits = [content.contains(word, autoescape=True) for word in words]
-    score = reduce(operator.add, [case((hit, 1), else_=0) for hit in hits])
+def unindexed_query(limit: int) -> Select[Any]:
+    """Messages waiting for a vector, oldest first. `indexed == false()` renders as a
+    literal, as in the partial index ix_messages_unindexed, so the databases can use it."""
     return (
         select(messages)
         .where(
-            messages.c.agent_key == agent_key,
+            messages.c.indexed == false(),
             messages.c.role.in_(CONVERSATION_ROLES),
             messages.c.spoken != "",
-            or_(*hits),
         )
-        .order_by(score.desc(), messages.c.created_at.desc(), messages.c.id.desc())
+        .order_by(messages.c.id)
+        .limit(limit)
     )
 
 
@@ -120,10 +116,35 @@ class SqlHistoryStore:
     async def search(
         self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
     ) -> list[Message]:
-        found = word_search(agent_key, query)
-        if found is None:
+        terms = query_terms(query)
+        if not terms:
             return []
-        return await self._select(found.limit(limit).offset(offset))
+        own = select(messages).where(
+            messages.c.agent_key == agent_key, messages.c.role.in_(CONVERSATION_ROLES)
+        )
+        ranked = _FULLTEXT.match(own, terms, sqlite=self._db.sqlite)
+        ranked = ranked.order_by(messages.c.created_at.desc(), messages.c.id.desc())
+        return await self._select(ranked.limit(limit).offset(offset))
+
+    async def get_many(self, agent_key: AgentKey, ids: Sequence[int]) -> list[Message]:
+        found: dict[int, Message] = {}
+        for chunk in chunks(ids):
+            query = select(messages).where(
+                messages.c.agent_key == agent_key, messages.c.id.in_(chunk)
+            )
+            found.update((m.id or 0, m) for m in await self._select(query))
+        return [found[i] for i in ids if i in found]
+
+    async def unindexed(self, *, limit: int) -> list[Message]:
+        return await self._select(unindexed_query(limit))
+
+    async def mark_indexed(self, ids: Sequence[int]) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            for chunk in chunks(ids):
+                stmt = update(messages).where(messages.c.id.in_(chunk)).values(indexed=true())
+                await conn.execute(stmt)
+
+        await self._db.write(work)
 
     async def between(
         self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0

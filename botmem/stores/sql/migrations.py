@@ -5,10 +5,10 @@ lock; on SQLite the ``BEGIN IMMEDIATE`` write lock), so two processes starting a
 each migration exactly once: the second waits, then finds the work done. DDL is
 transactional on both databases, so a failing migration leaves nothing half-applied.
 
-Rule for later migrations: never edit an applied one. Migration 1 builds its tables from
-schema.py as it is today; the first migration that alters one of them must first freeze
-migration 1 (copy the version-1 Table definitions here) so fresh databases still replay the
-same history.
+Rule for later migrations: never edit an applied one. Each lives in its own module
+(migration_<n>.py) and never builds from schema.py (which describes the current schema
+only): it keeps frozen copies of the tables it creates and literal DDL for the rest, so a
+fresh database always replays the same history.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from botmem.stores.sql import schema
 from botmem.stores.sql.engine import Database
+from botmem.stores.sql.migration_1 import create_tables_v1
+from botmem.stores.sql.migration_2 import search_and_passages
 
 # Any constant bigint: identifies botmem's migration lock among Postgres advisory locks.
 _PG_LOCK_ID = 0x626F746D656D  # "botmem"
@@ -35,28 +36,20 @@ class Migration:
     apply: Callable[[AsyncConnection], Awaitable[None]]
 
 
-async def _create_tables_v1(conn: AsyncConnection) -> None:
-    tables = [
-        schema.agents,
-        schema.blocks,
-        schema.agent_blocks,
-        schema.block_edits,
-        schema.messages,
-        schema.inbox,
-    ]
-
-    def create(sync_conn: Connection) -> None:
-        schema.metadata.create_all(sync_conn, tables=tables)
-
-    await conn.run_sync(create)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create tables", create_tables_v1),
+    Migration(2, "full-text search, passages, vector bookkeeping", search_and_passages),
+)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create tables", _create_tables_v1),)
+async def migrate(engine: AsyncEngine, *, until: int | None = None) -> list[int]:
+    """Apply the missing migrations in order (up to version `until`, default all); returns
+    the versions applied by this call."""
 
+    async def work(conn: AsyncConnection) -> list[int]:
+        return await _migrate_locked(conn, until)
 
-async def migrate(engine: AsyncEngine) -> list[int]:
-    """Apply the missing migrations in order; returns the versions applied by this call."""
-    return await Database(engine).write(_migrate_locked)
+    return await Database(engine).write(work)
 
 
 async def applied_versions(conn: AsyncConnection) -> set[int]:
@@ -64,14 +57,14 @@ async def applied_versions(conn: AsyncConnection) -> set[int]:
     return {row.version for row in rows}
 
 
-async def _migrate_locked(conn: AsyncConnection) -> list[int]:
+async def _migrate_locked(conn: AsyncConnection, until: int | None) -> list[int]:
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
     await conn.run_sync(lambda sync: schema.schema_version.create(sync, checkfirst=True))
     done = await applied_versions(conn)
     applied = []
     for migration in sorted(MIGRATIONS, key=lambda m: m.version):
-        if migration.version in done:
+        if migration.version in done or (until is not None and migration.version > until):
             continue
         await migration.apply(conn)
         await conn.execute(

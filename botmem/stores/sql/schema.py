@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -136,10 +137,21 @@ messages = Table(
     Column("name", String),
     Column("tokens", Integer, nullable=False, default=0),
     Column("created_at", UtcDateTime, nullable=False),
+    # True once the message's vector is stored, or when it needs none (tool traffic, no text).
+    Column("indexed", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_messages_agent_id", "agent_key", "id"),
     Index("ix_messages_agent_created", "agent_key", "created_at"),
     Index("ix_messages_agent_turn", "agent_key", "turn_id"),
     sqlite_autoincrement=True,
+)
+
+# Only the messages still waiting for a vector: stays small however long the history grows.
+# Queries must spell the condition the same way (`messages.c.indexed == false()`) to use it.
+ix_messages_unindexed = Index(
+    "ix_messages_unindexed",
+    messages.c.id,
+    sqlite_where=messages.c.indexed == false(),
+    postgresql_where=messages.c.indexed == false(),
 )
 
 inbox = Table(
@@ -160,4 +172,26 @@ inbox = Table(
     Index("ix_inbox_status", "status", "id"),
     Index("ix_inbox_agent", "agent_key"),
     sqlite_autoincrement=True,
+)
+
+passages = Table(
+    "passages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("agent_key", String, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("tags", JSON, nullable=False, default=list),  # as given, in order
+    Column("source_message_ids", JSON, nullable=False, default=list),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_passages_agent_created", "agent_key", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+# One row per distinct tag of a passage: what tag filters query (portable and indexed,
+# where a JSON column would need dialect-specific operators).
+passage_tags = Table(
+    "passage_tags",
+    metadata,
+    Column("passage_id", ForeignKey("passages.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String, primary_key=True),
 )

@@ -1,0 +1,80 @@
+"""Migration 2 on a database created at version 1: old history becomes searchable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from botmem.stores.sql.engine import create_engine
+from botmem.stores.sql.history import unindexed_query
+from botmem.stores.sql.migration_1 import metadata_v1
+from botmem.stores.sql.migrations import migrate
+from tests.stores.conftest import Backend
+
+T0 = datetime(2024, 1, 2, 3, 4, tzinfo=UTC)
+
+
+def _v1_message(role: str, content: str, minutes: int = 0) -> dict[str, object]:
+    return {
+        "agent_key": "a",
+        "role": role,
+        "content": content,
+        "spoken": content,
+        "tool_calls": [],
+        "tokens": 0,
+        "created_at": T0.replace(minute=minutes),
+    }
+
+
+async def _create_v1_with_history(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        assert await migrate(engine, until=1) == [1]
+        messages = metadata_v1.tables["messages"]
+        async with engine.begin() as conn:
+            await conn.execute(
+                messages.insert(),
+                [
+                    _v1_message("user", "my grandmother lived in Porto", 0),
+                    _v1_message("tool", "Porto Porto Porto", 1),
+                    _v1_message("assistant", "Porto sounds lovely", 2),
+                ],
+            )
+        assert await migrate(engine, until=1) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_migration_2_indexes_existing_messages(sql_backend: Backend) -> None:
+    assert sql_backend.url is not None
+    await _create_v1_with_history(sql_backend.url)
+    stores = await sql_backend.open()  # applies migration 2
+    try:
+        found = await stores.history.search("a", "Porto", limit=10)
+        assert [m.content for m in found] == [
+            "Porto sounds lovely",
+            "my grandmother lived in Porto",
+        ]
+        waiting = await stores.history.unindexed(limit=10)
+        assert [m.role for m in waiting] == ["user", "assistant"]
+        await stores.history.mark_indexed([m.id or 0 for m in waiting])
+        assert await stores.history.unindexed(limit=10) == []
+        assert await stores.archival.count("a") == 0
+    finally:
+        await stores.aclose()
+
+
+async def test_unindexed_uses_the_partial_index_on_sqlite(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/plan.db")
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            query = unindexed_query(5).compile(
+                dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+            plan = await conn.execute(text(f"EXPLAIN QUERY PLAN {query}"))
+            details = " ".join(str(row[-1]) for row in plan)
+    finally:
+        await engine.dispose()
+    assert "ix_messages_unindexed" in details
