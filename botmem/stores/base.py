@@ -104,8 +104,14 @@ class HistoryStore(Protocol):
 
     async def search(
         self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
-    ) -> list[Message]:
-        """User/assistant messages matching the words of `query`, best (BM25) first."""
+    ) -> list[tuple[Message, float]]:
+        """User/assistant messages matching the words of `query`, with their relevance.
+
+        Relevance is BM25 over the message's own words plus, weighted less
+        (text.CONTEXT_WEIGHT), the words of the agent's previous message said: higher is
+        better, never negative, comparable within one result only. Best first; equal
+        scores newest first.
+        """
         ...
 
     async def get_many(self, agent_key: AgentKey, ids: Sequence[int]) -> list[Message]:
@@ -216,8 +222,9 @@ class ArchivalStore(Protocol):
         tags: Sequence[str] | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> list[Passage]:
-        """Full-text (BM25) matches, best first, filtered like `select`."""
+    ) -> list[tuple[Passage, float]]:
+        """Full-text (BM25) matches with their relevance (higher is better, never negative,
+        comparable within one result only), best first, filtered like `select`."""
         ...
 
     async def select(

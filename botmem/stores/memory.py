@@ -25,7 +25,7 @@ from botmem.stores.base import (
 )
 from botmem.stores.memory_archival import MemoryArchivalStore
 from botmem.stores.memory_vectors import MemoryVectorIndex
-from botmem.stores.text import bm25_scores, is_said, query_terms, words
+from botmem.stores.text import CONTEXT_WEIGHT, bm25_scores, contexts, is_said, query_terms, words
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
 
@@ -174,13 +174,19 @@ class MemoryBlockStore:
                 self._drop_block(block_id)
 
 
-def _search(found: list[Message], query: str) -> list[Message]:
-    """What was said ranked by BM25 over the agent's own messages, then newest first."""
+def _search(
+    found: list[Message], context: dict[int, str], query: str
+) -> list[tuple[Message, float]]:
+    """What was said ranked by BM25 over the agent's own messages (their words, plus their
+    context's words weighted CONTEXT_WEIGHT, each with its own statistics), then newest first."""
     said = [m for m in found if is_said(m)]
-    scores = bm25_scores([words(m.spoken) for m in said], query_terms(query))
-    hits = [(score, m) for score, m in zip(scores, said, strict=True) if score > 0]
-    hits.sort(key=lambda hit: (hit[0], hit[1].created_at, hit[1].id or 0), reverse=True)
-    return [message for _, message in hits]
+    terms = query_terms(query)
+    own = bm25_scores([words(m.spoken) for m in said], terms)
+    before = bm25_scores([words(context.get(m.id or 0, "")) for m in said], terms)
+    scores = [s + CONTEXT_WEIGHT * c for s, c in zip(own, before, strict=True)]
+    hits = [(m, score) for score, m in zip(scores, said, strict=True) if score > 0]
+    hits.sort(key=lambda hit: (hit[1], hit[0].created_at, hit[0].id or 0), reverse=True)
+    return hits
 
 
 class MemoryHistoryStore:
@@ -188,13 +194,18 @@ class MemoryHistoryStore:
         self._messages: list[Message] = []  # in id order
         self._next_id = 1
         self._indexed: set[int] = set()
+        self._context: dict[int, str] = {}  # message id -> what the previous one said
+        self._last_said: dict[AgentKey, str] = {}
 
     async def append(self, messages: Sequence[Message]) -> list[Message]:
         stored = []
-        for message in messages:
+        for message, context in zip(messages, contexts(messages, self._last_said), strict=True):
             stored.append(
                 replace(message, id=self._next_id, created_at=_as_utc(message.created_at))
             )
+            self._context[self._next_id] = context
+            if is_said(message):
+                self._last_said[message.agent_key] = message.spoken
             self._next_id += 1
         self._messages.extend(stored)
         return stored
@@ -213,8 +224,8 @@ class MemoryHistoryStore:
 
     async def search(
         self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
-    ) -> list[Message]:
-        return _search(self._of(agent_key), query)[offset : offset + limit]
+    ) -> list[tuple[Message, float]]:
+        return _search(self._of(agent_key), self._context, query)[offset : offset + limit]
 
     async def get_many(self, agent_key: AgentKey, ids: Sequence[int]) -> list[Message]:
         by_id = {m.id: m for m in self._of(agent_key)}
@@ -240,7 +251,10 @@ class MemoryHistoryStore:
         return found[offset : offset + limit]
 
     async def delete_agent(self, agent_key: AgentKey) -> None:
+        for message in self._of(agent_key):
+            self._context.pop(message.id or 0, None)
         self._messages = [m for m in self._messages if m.agent_key != agent_key]
+        self._last_said.pop(agent_key, None)
 
 
 @dataclass

@@ -70,7 +70,7 @@ class MemoryArchivalStore:
         tags: Sequence[str] | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> list[Passage]:
+    ) -> list[tuple[Passage, float]]:
         candidates = _newest_first(self._filtered(agent_key, tags, start, end))
         scores = bm25_scores([words(p.text) for p in candidates], query_terms(query))
         hits = [
@@ -78,7 +78,7 @@ class MemoryArchivalStore:
         ]
         # Best score first; among equal scores keep newest-first order (a stable sort).
         hits.sort(key=lambda hit: (-hit[0], hit[1]))
-        return [p for score, _, p in hits if score > 0][:limit]
+        return [(p, score) for score, _, p in hits if score > 0][:limit]
 
     async def select(
         self,

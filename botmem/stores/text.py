@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from botmem.stores.base import CONVERSATION_ROLES
-from botmem.types import Message
+from botmem.types import AgentKey, Message
 
 _WORD = re.compile(r"[^\W_]+")
 """Runs of letters and digits. Underscores and punctuation separate words, as in FTS5's
@@ -35,11 +35,34 @@ the indexes), and only when the query has other words."""
 BM25_K1 = 1.2
 BM25_B = 0.75
 
+CONTEXT_WEIGHT = 0.6
+"""How much a message's context (what the agent's previous message said) counts in its
+search score, against 1.0 for its own words. Every backend ranks with this one number:
+FTS5 column weights, tsvector label weights, the in-memory sum."""
+
 
 def is_said(message: Message) -> bool:
     """Whether a message is something said (a user or assistant message with text): only
     those are searched and embedded; tool traffic is not."""
     return message.role in CONVERSATION_ROLES and message.spoken != ""
+
+
+def contexts(messages: Sequence[Message], last_said: Mapping[AgentKey, str]) -> list[str]:
+    """The context of each message, in order: for a message said, the spoken text of the
+    same agent's previous message said; '' for the rest (and for an agent's first message).
+
+    `last_said` holds each agent's latest spoken text from before `messages`; within
+    `messages` the chain continues in order, skipping what was not said (tool traffic).
+    """
+    last = dict(last_said)
+    found = []
+    for message in messages:
+        if is_said(message):
+            found.append(last.get(message.agent_key, ""))
+            last[message.agent_key] = message.spoken
+        else:
+            found.append("")
+    return found
 
 
 def words(text: str) -> list[str]:

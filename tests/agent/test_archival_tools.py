@@ -46,7 +46,7 @@ async def test_insert_then_search_finds_the_passage_with_its_tags() -> None:
     assert found.splitlines()[1].endswith(
         "[family, school] Ben's daughter Mia starts school in September"
     )
-    (passage,) = await stores.archival.search("a:1", "aisle", limit=5)
+    ((passage, _score),) = await stores.archival.search("a:1", "aisle", limit=5)
     assert passage.tags == ("travel",) and passage.created_at == ctx.now
 
 

@@ -85,7 +85,9 @@ async def test_search_ranks_and_filters(stores: Stores) -> None:
 
     async def search(query: str, **kw: object) -> list[str]:
         found = await stores.archival.search("a", query, limit=10, **kw)  # type: ignore[arg-type]
-        return texts_of(found)
+        scores = [score for _, score in found]
+        assert all(score > 0 for score in scores) and scores == sorted(scores, reverse=True)
+        return texts_of([p for p, _ in found])
 
     found = await search("where does Maya live")
     assert found == ["Ann's sister Maya lives in Oslo; Maya visits in May"]

@@ -1,4 +1,5 @@
-"""Migration 2 on a database created at version 1: old history becomes searchable."""
+"""Migration 2 on a database created at version 1: old history becomes searchable, and
+each message said gets its context."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from tests.stores.conftest import Backend
 T0 = datetime(2024, 1, 2, 3, 4, tzinfo=UTC)
 
 
-def _v1_message(role: str, content: str, minutes: int = 0) -> dict[str, object]:
+def _v1_message(role: str, content: str, minutes: int = 0, agent: str = "a") -> dict[str, object]:
     return {
-        "agent_key": "a",
+        "agent_key": agent,
         "role": role,
         "content": content,
         "spoken": content,
@@ -38,7 +39,11 @@ async def _create_v1_with_history(url: str) -> None:
                 [
                     _v1_message("user", "my grandmother lived in Porto", 0),
                     _v1_message("tool", "Porto Porto Porto", 1),
-                    _v1_message("assistant", "Porto sounds lovely", 2),
+                    _v1_message("user", "Paris", 2, agent="b"),
+                    _v1_message("assistant", "Porto sounds lovely", 3),
+                    _v1_message("user", "", 4),
+                    _v1_message("user", "she loved the river", 5),
+                    _v1_message("user", "and Lyon", 6, agent="b"),
                 ],
             )
         assert await migrate(engine, until=1) == []
@@ -52,17 +57,38 @@ async def test_migration_2_indexes_existing_messages(sql_backend: Backend) -> No
     stores = await sql_backend.open()  # applies migration 2
     try:
         found = await stores.history.search("a", "Porto", limit=10)
-        assert [m.content for m in found] == [
+        assert [m.content for m, _ in found] == [
             "Porto sounds lovely",
             "my grandmother lived in Porto",
+            "she loved the river",  # by its context
         ]
+        assert await stores.history.search("b", "Porto", limit=10) == []
         waiting = await stores.history.unindexed(limit=10)
-        assert [m.role for m in waiting] == ["user", "assistant"]
+        assert [m.role for m in waiting] == ["user", "user", "assistant", "user", "user"]
         await stores.history.mark_indexed([m.id or 0 for m in waiting])
         assert await stores.history.unindexed(limit=10) == []
         assert await stores.archival.count("a") == 0
     finally:
         await stores.aclose()
+    assert await _contexts(sql_backend.url) == [
+        ("a", ""),
+        ("a", ""),
+        ("b", ""),
+        ("a", "my grandmother lived in Porto"),
+        ("a", ""),
+        ("a", "Porto sounds lovely"),
+        ("b", "Paris"),
+    ]
+
+
+async def _contexts(url: str) -> list[tuple[str, str]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT agent_key, context FROM messages ORDER BY id"))
+            return [(row.agent_key, row.context) for row in rows]
+    finally:
+        await engine.dispose()
 
 
 async def test_unindexed_uses_the_partial_index_on_sqlite(tmp_path: object) -> None:

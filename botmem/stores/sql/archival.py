@@ -110,13 +110,15 @@ class SqlArchivalStore:
         tags: Sequence[str] | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> list[Passage]:
+    ) -> list[tuple[Passage, float]]:
         terms = query_terms(query)
         if not terms:
             return []
         own = _filtered(agent_key, tags, start, end)
-        ranked = _FULLTEXT.match(own, terms, sqlite=self._db.sqlite)
-        return await self._select(_newest_first(ranked).limit(limit))
+        ranked = _newest_first(_FULLTEXT.match(own, terms, sqlite=self._db.sqlite))
+        async with self._db.read() as conn:
+            rows = await conn.execute(ranked.limit(limit))
+            return [(_passage(row), float(row.score)) for row in rows]
 
     async def select(
         self,

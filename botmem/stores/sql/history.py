@@ -1,4 +1,7 @@
-"""SqlHistoryStore: every message of every agent, kept forever (recall memory)."""
+"""SqlHistoryStore: every message of every agent, kept forever (recall memory).
+
+Each message said is stored with its context (stores/text.py `contexts`): what the agent's
+previous message said, which full-text search matches too, weighted less."""
 
 from __future__ import annotations
 
@@ -15,10 +18,10 @@ from botmem.stores.base import CONVERSATION_ROLES
 from botmem.stores.sql.engine import Database
 from botmem.stores.sql.fulltext import FullText
 from botmem.stores.sql.schema import messages
-from botmem.stores.text import is_said, query_terms
+from botmem.stores.text import CONTEXT_WEIGHT, contexts, is_said, query_terms
 from botmem.types import AgentKey, Message, ToolCall
 
-_FULLTEXT = FullText(messages, "messages_fts")
+_FULLTEXT = FullText(messages, "messages_fts", weights=(1.0, CONTEXT_WEIGHT))
 ID_CHUNK = 500
 """Ids per IN (...) list: far below every driver's bound-parameter limit."""
 
@@ -39,13 +42,14 @@ def _message(row: Any) -> Message:
     )
 
 
-def _values(message: Message) -> dict[str, Any]:
+def _values(message: Message, context: str) -> dict[str, Any]:
     return {
         "agent_key": message.agent_key,
         "turn_id": message.turn_id,
         "role": message.role,
         "content": message.content,
         "spoken": message.spoken,
+        "context": context,
         "tool_calls": [
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
         ],
@@ -78,6 +82,26 @@ def unindexed_query(limit: int) -> Select[Any]:
     )
 
 
+async def _last_said(conn: AsyncConnection, items: Sequence[Message]) -> dict[AgentKey, str]:
+    """What each agent with a message said in `items` last said before them."""
+    found = {}
+    for agent_key in dict.fromkeys(m.agent_key for m in items if is_said(m)):
+        query = (
+            select(messages.c.spoken)
+            .where(
+                messages.c.agent_key == agent_key,
+                messages.c.role.in_(CONVERSATION_ROLES),
+                messages.c.spoken != "",
+            )
+            .order_by(messages.c.id.desc())
+            .limit(1)
+        )
+        spoken = (await conn.execute(query)).scalar_one_or_none()
+        if spoken is not None:
+            found[agent_key] = spoken
+    return found
+
+
 class SqlHistoryStore:
     def __init__(self, db: Database):
         self._db = db
@@ -85,8 +109,10 @@ class SqlHistoryStore:
     async def append(self, items: Sequence[Message]) -> list[Message]:
         async def work(conn: AsyncConnection) -> list[Message]:
             stored = []
-            for message in items:
-                stmt = messages.insert().values(**_values(message)).returning(messages.c.id)
+            found = contexts(items, await _last_said(conn, items))
+            for message, context in zip(items, found, strict=True):
+                values = _values(message, context)
+                stmt = messages.insert().values(**values).returning(messages.c.id)
                 new_id = (await conn.execute(stmt)).scalar_one()
                 stored.append(replace(message, id=new_id))
             return stored
@@ -115,7 +141,7 @@ class SqlHistoryStore:
 
     async def search(
         self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
-    ) -> list[Message]:
+    ) -> list[tuple[Message, float]]:
         terms = query_terms(query)
         if not terms:
             return []
@@ -124,7 +150,9 @@ class SqlHistoryStore:
         )
         ranked = _FULLTEXT.match(own, terms, sqlite=self._db.sqlite)
         ranked = ranked.order_by(messages.c.created_at.desc(), messages.c.id.desc())
-        return await self._select(ranked.limit(limit).offset(offset))
+        async with self._db.read() as conn:
+            rows = await conn.execute(ranked.limit(limit).offset(offset))
+            return [(_message(row), float(row.score)) for row in rows]
 
     async def get_many(self, agent_key: AgentKey, ids: Sequence[int]) -> list[Message]:
         found: dict[int, Message] = {}

@@ -132,6 +132,8 @@ messages = Table(
     Column("content", Text),
     # What was said (content, or the text of a send_message call): what searches look at.
     Column("spoken", Text, nullable=False, server_default=""),
+    # What the agent's previous message said (for messages said, else ''): searched too.
+    Column("context", Text, nullable=False, server_default=""),
     Column("tool_calls", JSON, nullable=False, default=list),
     Column("tool_call_id", String),
     Column("name", String),
