@@ -105,7 +105,7 @@ class EmbeddingSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    candidates: int = Field(default=100, ge=5, le=1000)
+    candidates: int = Field(default=50, ge=5, le=1000)
     text_weight: float = Field(default=0.4, ge=0, le=1)
 
 

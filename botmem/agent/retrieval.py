@@ -64,7 +64,13 @@ class Retriever:
         )
         text_hits = [(m.id, score) for m, score in by_words if m.id is not None]
         ranked = blend(text_hits, by_meaning, self._settings.text_weight)
-        return await self._stores.history.get_many(agent_key, ranked[offset : offset + limit])
+        known = {m.id: m for m, _score in by_words}
+        page = ranked[offset : offset + limit]
+        missing = await self._stores.history.get_many(
+            agent_key, [i for i in page if i not in known]
+        )
+        known.update((m.id, m) for m in missing)
+        return [known[i] for i in page if i in known]
 
     async def insert_passage(self, passage: Passage) -> Passage:
         """Store a passage and its vector (passages are few: embedding inline is cheap)."""
