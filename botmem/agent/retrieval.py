@@ -129,10 +129,12 @@ def _passes(
 class Indexer:
     """Embeds stored messages in the background, in batches, oldest first."""
 
-    def __init__(self, stores: Stores, embedder: Embedder, batch: int = 64):
+    def __init__(self, stores: Stores, embedder: Embedder, *, batch: int = 64, delay: float = 0.5):
         self._stores = stores
         self._embedder = embedder
         self._batch = batch
+        self._delay = delay
+        """Seconds to gather messages before indexing: one batch instead of one per message."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -168,6 +170,7 @@ class Indexer:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            await asyncio.sleep(self._delay)
             self._wake.clear()
             try:
                 count = await self.index_pending()

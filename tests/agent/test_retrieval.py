@@ -41,7 +41,7 @@ async def test_indexer_embeds_pending_messages_and_search_uses_both_rankings() -
             Message("a:1", "tool", "ok", NOW, tool_call_id="c", name="x"),
         ]
     )
-    indexer = Indexer(stores, embedder)
+    indexer = Indexer(stores, embedder, delay=0)
     indexer.start()
     for _ in range(100):
         if not await stores.history.unindexed(limit=10):
