@@ -127,6 +127,7 @@ class StepLoop:
             self._settings.timezone,
             call_key,
             self._settings.search_page_size,
+            turn.messages[0].id if turn.messages else None,
         )
         try:
             return await tool.call(ctx, call.arguments)

@@ -71,7 +71,11 @@ async def conversation_search(ctx: ToolContext, query: str, page: int = 0) -> st
     """
     size = ctx.search_page_size
     found = await ctx.retriever.search_messages(
-        ctx.agent_key, query, limit=size + 1, offset=_offset(page, size)
+        ctx.agent_key,
+        query,
+        limit=size + 1,
+        offset=_offset(page, size),
+        before_id=ctx.turn_start_id,
     )
     return _format_results(ctx, found, page, size, f"matching {query!r}")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -54,18 +55,30 @@ class Retriever:
         self._settings = settings
 
     async def search_messages(
-        self, agent_key: AgentKey, query: str, *, limit: int, offset: int = 0
+        self,
+        agent_key: AgentKey,
+        query: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        before_id: int | None = None,
     ) -> list[Message]:
-        """The agent's past messages most relevant to `query`, best first."""
+        """The agent's past messages most relevant to `query`, best first.
+
+        `before_id` leaves out that message and later ones (the turn being answered, which the
+        model already sees).
+        """
         n = max(self._settings.candidates, offset + limit)
         by_words, by_meaning = await asyncio.gather(
             self._stores.history.search(agent_key, query, limit=n),
             self._nearest(MESSAGES, agent_key, query, n),
         )
-        text_hits = [(m.id, score) for m, score in by_words if m.id is not None]
-        ranked = blend(text_hits, by_meaning, self._settings.text_weight)
-        known = {m.id: m for m, _score in by_words}
+        cutoff = before_id if before_id is not None else math.inf
+        text_hits = [(m.id, score) for m, score in by_words if m.id is not None and m.id < cutoff]
+        vector_hits = [(item, distance) for item, distance in by_meaning if item < cutoff]
+        ranked = blend(text_hits, vector_hits, self._settings.text_weight)
         page = ranked[offset : offset + limit]
+        known = {m.id: m for m, _score in by_words}
         missing = await self._stores.history.get_many(
             agent_key, [i for i in page if i not in known]
         )

@@ -192,3 +192,5 @@ class ToolContext:
     timezone: ZoneInfo
     call_key: str
     search_page_size: int = 5
+    turn_start_id: int | None = None
+    """Id of the current turn's first message: searches look at what came before it."""

@@ -142,3 +142,13 @@ async def test_tool_results_are_stored_in_recall(bot: Bot) -> None:
     assert tool_msg.name == "conversation_search"
     assert tool_msg.tokens > 0
     assert json.loads(history[1].tool_calls[0].arguments) == {"query": "zebra"}
+
+
+async def test_conversation_search_skips_the_turn_being_answered(bot: Bot) -> None:
+    bot.llm.extend([reply("noted")])
+    await bot.chat.say("kay", "I signed up for the Berlin marathon")
+    bot.llm.extend([call("conversation_search", query="marathon"), reply("yes")])
+    await bot.chat.say("kay", "did I mention a marathon?")
+    result = bot.llm.tool_requests[-1].messages[-1]["content"]
+    assert "I signed up for the Berlin marathon" in result
+    assert "did I mention" not in result
