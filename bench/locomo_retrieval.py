@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from botmem.agent.retrieval import Indexer, RetrievalSettings, Retriever
+from botmem.agent.retrieval import Indexer, Retriever
 from botmem.embeddings.base import Embedder
 from botmem.stores.base import Stores
 from botmem.types import Message
@@ -140,20 +140,20 @@ def report(
 
 
 async def run(data_path: Path, gold_path: Path) -> dict[str, float]:
-    from botmem.embeddings.local import MiniLMEmbedder
-    from botmem.stores.chroma import ChromaVectorIndex
-    from botmem.stores.sql import open_sql_stores
+    from botmem.app import build_embedder, open_stores
+    from botmem.config import Settings
 
     data = json.loads(data_path.read_text())
     questions = [json.loads(line) for line in gold_path.read_text().splitlines() if line.strip()]
     questions = [q for q in questions if q["evidence"]]
     with tempfile.TemporaryDirectory() as tmp:
-        vectors = ChromaVectorIndex.persistent(Path(tmp) / "chroma")
-        stores = await open_sql_stores(f"sqlite+aiosqlite:///{tmp}/locomo.db", vectors=vectors)
-        embedder = MiniLMEmbedder()
+        # The product's own composition: default settings, data under a temporary directory.
+        settings = Settings.model_validate({"storage": {"data_dir": tmp}})
+        embedder = build_embedder(settings)
+        stores = await open_stores(settings, model=embedder.name)
         try:
             dia_of, seconds, count = await ingest(stores, embedder, data)
-            retriever = Retriever(stores, embedder, RetrievalSettings())
+            retriever = Retriever(stores, embedder, settings.retrieval)
             by_category, latencies = await evaluate(retriever, dia_of, questions)
         finally:
             await stores.aclose()

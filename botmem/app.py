@@ -22,7 +22,7 @@ from botmem.errors import ConfigError
 from botmem.events import InboundMessage, OutboundMessage
 from botmem.llm.base import LLMClient
 from botmem.router import Router
-from botmem.stores.base import Stores
+from botmem.stores.base import Stores, VectorIndex
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -143,10 +143,12 @@ async def open_stores(
     """
     from botmem.stores.chroma import ChromaVectorIndex
     from botmem.stores.sql import open_sql_stores
+    from botmem.stores.vector_cache import CachedVectorIndex
 
     storage = settings.storage
     if not storage.database_url:
         Path(storage.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    vectors: VectorIndex
     if storage.chroma_url:
         vectors = ChromaVectorIndex.http(
             storage.chroma_url, shards=storage.chroma_shards, model=model
@@ -155,6 +157,8 @@ async def open_stores(
         vectors = ChromaVectorIndex.persistent(
             storage.chroma_path(), shards=storage.chroma_shards, model=model
         )
+    if storage.vector_cache:
+        vectors = CachedVectorIndex(vectors, storage.vector_cache)
     return await open_sql_stores(storage.resolved_database_url(), clock, vectors=vectors)
 
 

@@ -264,6 +264,10 @@ class VectorIndex(Protocol):
         """The agent's nearest ids in that space with their cosine distance, nearest first."""
         ...
 
+    async def vectors(self, space: str, agent_key: AgentKey) -> tuple[list[str], Vectors]:
+        """All of the agent's ids and vectors in that space (for a cache to search in RAM)."""
+        ...
+
     async def delete(self, space: str, agent_key: AgentKey, ids: Sequence[str]) -> None: ...
 
     async def delete_agent(self, agent_key: AgentKey) -> None:

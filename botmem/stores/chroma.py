@@ -163,6 +163,9 @@ class ChromaVectorIndex:
         """The agent's nearest ids with cosine distance (1 - cos), nearest first."""
         return await self._run(self._query, space, agent_key, _as_matrix(vector), limit)
 
+    async def vectors(self, space: str, agent_key: AgentKey) -> tuple[list[str], Vectors]:
+        return await self._run(self._vectors, space, agent_key)
+
     async def delete(self, space: str, agent_key: AgentKey, ids: Sequence[str]) -> None:
         await self._run(self._delete, space, agent_key, list(ids))
 
@@ -231,6 +234,18 @@ class ChromaVectorIndex:
             (doc_id[prefix:], max(0.0, float(distance)))
             for doc_id, distance in zip(result["ids"][0], distances[0], strict=True)
         ]
+
+    def _vectors(self, space: str, agent_key: AgentKey) -> tuple[list[str], Vectors]:
+        collection = self._collection(space, agent_key, None, create=False)
+        if collection is None:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        result = collection.get(where={"agent_key": agent_key}, include=["embeddings"])
+        prefix = len(_doc_id(agent_key, ""))
+        ids = [doc_id[prefix:] for doc_id in result["ids"]]
+        embeddings = result["embeddings"]
+        if not ids or embeddings is None:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return ids, np.asarray(embeddings, dtype=np.float32)
 
     def _delete(self, space: str, agent_key: AgentKey, ids: list[str]) -> None:
         collection = self._collection(space, agent_key, None, create=False)

@@ -48,6 +48,13 @@ class MemoryVectorIndex:
         best = np.argsort(-similarity, kind="stable")[:limit]
         return [(ids[i], float(1.0 - similarity[i])) for i in best]
 
+    async def vectors(self, space: str, agent_key: AgentKey) -> tuple[list[str], Vectors]:
+        partition = self._items.get((space, agent_key), {})
+        ids = list(partition)
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return ids, np.stack([partition[i] for i in ids]).astype(np.float32)
+
     async def delete(self, space: str, agent_key: AgentKey, ids: Sequence[str]) -> None:
         partition = self._items.get((space, agent_key), {})
         for item_id in ids:
