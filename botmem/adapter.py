@@ -7,11 +7,14 @@ An adapter turns platform events into `InboundMessage`s and hands them to `handl
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from botmem.events import InboundMessage, OutboundMessage
+
+log = logging.getLogger(__name__)
 
 TurnTask = asyncio.Task[None]
 InboundHandler = Callable[[InboundMessage], Awaitable[TurnTask | None]]
@@ -41,3 +44,18 @@ class Adapter(Protocol):
     async def wait_closed(self) -> None:
         """Return when the adapter has nothing more to deliver (e.g. console input ended)."""
         ...
+
+
+async def keep_typing(
+    task: TurnTask, ping: Callable[[], Awaitable[None]], every: float = 4.5
+) -> None:
+    """Show a typing indicator until the turn is over (platforms expire it after ~5 s).
+
+    A failing ping only costs the indicator, never the turn.
+    """
+    while not task.done():
+        try:
+            await ping()
+        except Exception:  # boundary: an adapter callback; the indicator is cosmetic
+            log.debug("typing indicator failed", exc_info=True)
+        await asyncio.wait({task}, timeout=every)

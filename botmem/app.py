@@ -16,6 +16,7 @@ from botmem.agent.memory_tools import BUILTIN_TOOLS
 from botmem.agent.retrieval import Indexer, Retriever
 from botmem.agent.runner import AgentRunner
 from botmem.agent.tools import Tool, Toolset
+from botmem.commands import Commands
 from botmem.config import Settings, require_llm
 from botmem.embeddings.base import Embedder
 from botmem.errors import ConfigError
@@ -54,7 +55,14 @@ class App:
             stores, llm, tools, settings, clock, self.retriever, self.indexer.notify
         )
         self.router = Router(
-            stores, self.runner, self.deliver, settings.runtime.max_concurrent_turns
+            stores,
+            self.runner,
+            lambda inbound: self.commands.run(inbound),
+            self.deliver,
+            settings.runtime.max_concurrent_turns,
+        )
+        self.commands = Commands(
+            stores, settings.platforms(), self.runner.teams, self.router.wipe, clock
         )
         self._adapters: dict[str, Adapter] = {}
         self._warming: asyncio.Task[None] | None = None

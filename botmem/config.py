@@ -24,6 +24,12 @@ from pydantic import (
 )
 
 from botmem.errors import ConfigError
+from botmem.platform_config import (
+    DiscordSettings,
+    PlatformSettings,
+    SlackSettings,
+    TelegramSettings,
+)
 from botmem.types import BlockSpec
 
 ENV_PREFIX = "BOTMEM_"
@@ -183,9 +189,14 @@ class ContextSettings(_Section):
 class RuntimeSettings(_Section):
     max_concurrent_turns: int = Field(default=16, ge=1, le=10_000)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    """Seconds `botmem run` lets running turns finish on Ctrl-C/SIGTERM (the rest are replayed)."""
 
 
 class Settings(_Section):
+    telegram: TelegramSettings | None = None
+    slack: SlackSettings | None = None
+    discord: DiscordSettings | None = None
     llm: LLMSettings = Field(default_factory=LLMSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
@@ -194,6 +205,11 @@ class Settings(_Section):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     source: str = Field(default="<defaults>", exclude=True)
+
+    def platforms(self) -> dict[str, PlatformSettings]:
+        """The chat platforms configured (and enabled) in the file, by name."""
+        found = {"telegram": self.telegram, "slack": self.slack, "discord": self.discord}
+        return {name: cfg for name, cfg in found.items() if cfg is not None and cfg.enabled}
 
 
 def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from botmem.types import AgentKey
 
-InboundKind = Literal["user", "scheduled"]
+InboundKind = Literal["user", "scheduled", "command"]
+"""`command`: an in-chat command (e.g. Telegram ``/memory show``), answered without the LLM."""
 
 
 @dataclass(frozen=True)
@@ -21,12 +22,16 @@ class InboundMessage:
     agent_key: AgentKey
     text: str
     user_id: str = ""
+    """The person's platform id, unique on that platform (Slack: ``T1:U9``)."""
     user_name: str = ""
     channel_id: str = ""
     thread_id: str = ""
+    team_id: str = ""
+    """The Discord guild, Slack workspace or Telegram group it came from ("" in a DM)."""
     kind: InboundKind = "user"
     is_direct: bool = True
     mentions_bot: bool = False
+    """Addressed to the bot in a group: a mention, a reply to it, or a thread it is part of."""
     received_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -44,6 +49,13 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    data: bytes
+    mime_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """A reply (or a message the bot starts) addressed the way the inbound came in."""
 
@@ -56,9 +68,20 @@ class OutboundMessage:
     reply_to: str = ""
     """The platform message id this answers, if any."""
     inbox_id: int | None = None
+    private: bool = False
+    """Only for the person (an ephemeral message, or a DM), e.g. a command's answer in a group."""
+    attachment: Attachment | None = None
 
     @classmethod
-    def reply(cls, inbound: InboundMessage, text: str, inbox_id: int | None) -> OutboundMessage:
+    def reply(
+        cls,
+        inbound: InboundMessage,
+        text: str,
+        inbox_id: int | None,
+        *,
+        private: bool = False,
+        attachment: Attachment | None = None,
+    ) -> OutboundMessage:
         return cls(
             inbound.source,
             inbound.agent_key,
@@ -68,4 +91,6 @@ class OutboundMessage:
             inbound.user_id,
             inbound.message_id,
             inbox_id,
+            private,
+            attachment,
         )

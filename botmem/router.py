@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from botmem.adapter import TurnTask
 from botmem.agent.runner import AgentRunner
+from botmem.commands import CommandReply
+from botmem.errors import NotFoundError
 from botmem.events import InboundMessage, OutboundMessage
 from botmem.stores.base import Stores
 from botmem.types import AgentKey
@@ -21,15 +23,24 @@ from botmem.types import AgentKey
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[OutboundMessage], Awaitable[None]]
+RunCommand = Callable[[InboundMessage], Awaitable[CommandReply]]
 MAX_ATTEMPTS = 3
 """A turn that crashed the process this many times is given up (a poison message)."""
 BUG_REPLY = "Sorry, something went wrong on my side and I could not answer that."
 
 
 class Router:
-    def __init__(self, stores: Stores, runner: AgentRunner, deliver: Deliver, max_concurrent: int):
+    def __init__(
+        self,
+        stores: Stores,
+        runner: AgentRunner,
+        commands: RunCommand,
+        deliver: Deliver,
+        max_concurrent: int,
+    ):
         self._stores = stores
         self._runner = runner
+        self._commands = commands
         self._deliver = deliver
         self._slots = asyncio.Semaphore(max_concurrent)
         self._agents: dict[AgentKey, tuple[asyncio.Lock, list[int]]] = {}
@@ -74,9 +85,21 @@ class Router:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def wipe(self, agent_key: AgentKey) -> None:
+        """Forget an agent once its running turn (if any) is over."""
+        async with self._agent_turn(agent_key):
+            await self._stores.wipe_agent(agent_key)
+
     async def _process(
         self, inbox_id: int, inbound: InboundMessage, status: str, reply: str | None
     ) -> None:
+        if inbound.kind == "command":  # not in the agent's queue: a wipe waits for it
+            async with self._slots:
+                if status == "pending":
+                    await self._command(inbox_id, inbound)
+                elif reply is not None:  # answered, not delivered: the file is not kept
+                    await self._send(OutboundMessage.reply(inbound, reply, inbox_id, private=True))
+            return
         async with self._agent_turn(inbound.agent_key), self._slots:
             if status == "pending":
                 reply = await self._run(inbox_id, inbound)
@@ -105,6 +128,21 @@ class Router:
         await self._stores.inbox.mark_replied(inbox_id, reply)
         return reply
 
+    async def _command(self, inbox_id: int, inbound: InboundMessage) -> None:
+        try:
+            result = await self._commands(inbound)
+        except Exception:  # boundary: a command bug must not take the bot down
+            log.exception("command %r from %s failed", inbound.text, inbound.user_id)
+            result = CommandReply(BUG_REPLY)
+        with suppress(NotFoundError):  # the command wiped its own inbox row
+            await self._stores.inbox.mark_replied(inbox_id, result.text)
+        private = not inbound.is_direct
+        await self._send(
+            OutboundMessage.reply(
+                inbound, result.text, inbox_id, private=private, attachment=result.attachment
+            )
+        )
+
     async def _send(self, message: OutboundMessage) -> None:
         try:
             await self._deliver(message)
@@ -112,7 +150,8 @@ class Router:
             log.exception("sending the reply to %s failed", message.agent_key)
             return
         if message.inbox_id is not None:
-            await self._stores.inbox.mark_delivered(message.inbox_id)
+            with suppress(NotFoundError):  # wiped meanwhile
+                await self._stores.inbox.mark_delivered(message.inbox_id)
 
     @asynccontextmanager
     async def _agent_turn(self, agent_key: AgentKey) -> AsyncIterator[None]:

@@ -20,6 +20,7 @@ from botmem.config import (
     require_llm,
 )
 from botmem.errors import ConfigError
+from botmem.platform_config import DiscordSettings, SlackSettings, TelegramSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
@@ -41,6 +42,11 @@ def test_the_example_documents_every_setting_and_loads() -> None:
                 assert f"\n{field} =" in text or f"\n# {field} =" in text, f"{name}.{field}"
     for field in BlockSettings.model_fields:
         assert f"# {field} =" in text, f"agent.blocks.{field}"
+    for model in (TelegramSettings, SlackSettings, DiscordSettings):
+        assert f"# [{model.name}]" in text
+        table = text.split(f"# [{model.name}]", 1)[1].split("\n\n", 1)[0]
+        for field in model.model_fields:
+            assert f"\n# {field} =" in table, f"{model.name}.{field}"
     settings = load_settings(EXAMPLE, {})
     assert settings.llm.model == "openai/gpt-4o-mini"
     assert settings.context.trigger == 0.75 and settings.context.target == 0.5

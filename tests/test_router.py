@@ -14,7 +14,7 @@ from botmem.llm.base import Completion
 from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
 from botmem.testing.embeddings import HashEmbedder
-from tests.agent.conftest import make_settings
+from tests.helpers import make_settings
 
 
 @dataclass

@@ -12,6 +12,7 @@ from botmem.agent.context import ContextBuilder
 from botmem.agent.loop import LoopSettings, StepLoop, Turn
 from botmem.agent.retrieval import Retriever
 from botmem.agent.summarizer import Summarizer
+from botmem.agent.teams import TeamBlocks
 from botmem.agent.tools import Toolset
 from botmem.config import Settings
 from botmem.events import InboundMessage
@@ -43,6 +44,7 @@ class AgentRunner:
         self._clock = clock
         self._default_blocks: DefaultBlocks = settings.agent.block_specs()
         self._ready: set[AgentKey] = set()
+        self.teams = TeamBlocks(stores.blocks, settings.platforms())
         context = ContextBuilder(
             stores,
             llm,
@@ -65,6 +67,9 @@ class AgentRunner:
     async def ensure_agent(self, agent_key: AgentKey) -> AgentState:
         """The agent, created with the configured blocks the first time it is seen."""
         state, created = await self._stores.agents.ensure(agent_key)
+        if created:  # new, or wiped since we last saw it
+            self._ready.discard(agent_key)
+            self.teams.forget(agent_key)
         if agent_key not in self._ready:
             # attach is idempotent: blocks added to the config later reach existing agents too
             for spec, shared_name in self._default_blocks:
@@ -77,6 +82,7 @@ class AgentRunner:
     async def run_turn(self, inbox_id: int, inbound: InboundMessage) -> str:
         """Run the turn for a stored inbound event (or resume it after a crash)."""
         await self.ensure_agent(inbound.agent_key)
+        await self.teams.attach(inbound.agent_key, inbound.source, inbound.team_id)
         turn = Turn(inbound.agent_key, inbox_id)
         turn.messages = await self._stores.history.for_turn(inbound.agent_key, inbox_id)
         if not turn.messages:
@@ -97,4 +103,6 @@ def _inbound_message(inbound: InboundMessage, inbox_id: int, now: datetime) -> M
     text = inbound.text
     if inbound.kind == "scheduled":
         text = f"[Scheduled wake-up, not a message from the person] {text}"
+    elif not inbound.is_direct and inbound.user_name:
+        text = f"[{inbound.user_name}] {text}"  # who speaks, in a group
     return Message(inbound.agent_key, "user", text, inbound.received_at or now, turn_id=inbox_id)

@@ -2,16 +2,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from botmem.app import App
 from botmem.config import Settings
 from botmem.stores.base import Stores
-from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM
-from botmem.testing.embeddings import HashEmbedder
+from tests.helpers import make_settings, open_app
 
 
 @dataclass
@@ -28,18 +26,6 @@ class Bot:
         block = await self.stores.blocks.get(f"fake:{user}", label)
         assert block is not None
         return block.value
-
-
-def make_settings(**sections: dict[str, object]) -> Settings:
-    data: dict[str, object] = {"llm": {"model": "scripted/test"}}
-    data.update(sections)
-    return Settings.model_validate(data)
-
-
-async def open_app(settings: Settings, llm: ScriptedLLM, **parts: Any) -> App:
-    """An App on in-memory stores with the hash embedder (fast, deterministic)."""
-    parts.setdefault("stores", memory_stores())
-    return await App.open(settings, llm=llm, embedder=HashEmbedder(), **parts)
 
 
 @pytest.fixture

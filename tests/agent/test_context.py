@@ -12,7 +12,7 @@ from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
 from botmem.testing.embeddings import HashEmbedder
 from botmem.types import Message, ToolCall
-from tests.agent.conftest import make_settings
+from tests.helpers import make_settings
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 SETTINGS = ContextSettings(trigger=0.75, target=0.5)

@@ -65,7 +65,7 @@ async def test_read_only_block_cannot_be_edited() -> None:
     from botmem.stores.memory import memory_stores
     from botmem.testing import FakeAdapter, ScriptedLLM
     from botmem.testing.embeddings import HashEmbedder
-    from tests.agent.conftest import make_settings
+    from tests.helpers import make_settings
 
     settings = make_settings(
         agent={"blocks": [{"label": "rules", "value": "Be kind.", "read_only": True}]}

@@ -13,7 +13,7 @@ from botmem.errors import ToolError
 from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
 from botmem.testing.embeddings import HashEmbedder
-from tests.agent.conftest import make_settings, open_app
+from tests.helpers import make_settings, open_app
 
 
 @tool
