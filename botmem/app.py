@@ -28,6 +28,9 @@ from botmem.stores.base import Stores, VectorIndex
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 NO_KEY = "no-key"
+RETRY_FIRST_DELAY = 2.0
+RETRY_MAX_DELAY = 300.0
+"""Backoff of an adapter that cannot connect: 2 s, doubling up to 5 minutes."""
 
 
 def utc_now() -> datetime:
@@ -65,6 +68,7 @@ class App:
             stores, settings.platforms(), self.runner.teams, self.router.wipe, clock
         )
         self._adapters: dict[str, Adapter] = {}
+        self._retrying: set[asyncio.Task[None]] = set()
         self._warming: asyncio.Task[None] | None = None
 
     @classmethod
@@ -96,14 +100,37 @@ class App:
         await adapter.send(message)
 
     async def start(self, adapters: Sequence[Adapter]) -> None:
-        """Replay what a previous run left unfinished, then start the adapters."""
+        """Replay what a previous run left unfinished, then start the adapters.
+
+        An adapter that fails to connect is retried in the background with backoff; the
+        others run meanwhile.
+        """
         self._warming = asyncio.create_task(self.llm.warm())  # off the first user's turn
         self.indexer.start()
         for adapter in adapters:
             self._adapters[adapter.name] = adapter
         await self.router.replay(set(self._adapters))  # before new events, to keep their order
         for adapter in adapters:
+            if not await self._start_adapter(adapter):
+                self._retrying.add(asyncio.create_task(self._keep_starting(adapter)))
+
+    async def _start_adapter(self, adapter: Adapter) -> bool:
+        try:
             await adapter.start(self.handle)
+        except Exception as exc:  # boundary: one platform down must not stop the others
+            log.error("%s: could not start: %s: %s", adapter.name, type(exc).__name__, exc)
+            return False
+        log.info("%s: connected", adapter.name)
+        return True
+
+    async def _keep_starting(self, adapter: Adapter) -> None:
+        delay = RETRY_FIRST_DELAY
+        while True:
+            log.info("%s: retrying in %.0f s", adapter.name, delay)
+            await asyncio.sleep(delay)
+            if await self._start_adapter(adapter):
+                return
+            delay = min(delay * 2, RETRY_MAX_DELAY)
 
     async def serve(self, adapters: Sequence[Adapter]) -> None:
         """Start the adapters and run until every one of them is done."""
@@ -114,9 +141,21 @@ class App:
         finally:
             await self.stop()
 
+    async def shutdown(self, grace: float) -> None:
+        """Let running turns finish for `grace` seconds, then stop; unfinished turns replay."""
+        if not await self.router.drain(timeout=grace):
+            left = self.router.cancel()
+            log.warning("stopping with %d turn(s) unfinished: they run again at next start", left)
+        await self.stop()
+
     async def stop(self) -> None:
+        for task in self._retrying:
+            task.cancel()
         for adapter in self._adapters.values():
-            await adapter.stop()
+            try:
+                await adapter.stop()
+            except Exception:  # boundary: stopping one platform must not skip the others
+                log.exception("%s: stopping failed", adapter.name)
         self._adapters.clear()
         await self.indexer.stop()
 

@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"botmem {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    _command(sub, "run", "run the bot on every chat platform configured in the file", _run)
     chat = _command(sub, "chat", "chat with a user's agent in the terminal (or via stdin)", _chat)
     chat.add_argument("--user", required=True, help="whose agent (agent key console:USER)")
 
@@ -111,6 +112,29 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Chatting with {adapter.agent_key}; Ctrl-D to end.", file=sys.stderr)
     async with await App.open(settings) as app:
         await app.serve([adapter])
+    return 0
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from botmem.app import App
+    from botmem.platforms import build_adapters
+
+    adapters = build_adapters(settings)  # fails fast on a missing SDK or token
+    log = logging.getLogger("botmem")
+    async with await App.open(settings) as app:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await app.start(adapters)
+        log.info("running on %s; Ctrl-C to stop", ", ".join(a.name for a in adapters))
+        await stopping.wait()
+        grace = settings.runtime.shutdown_grace
+        log.info("stopping: letting running turns finish (up to %.0f s)", grace)
+        await app.shutdown(grace)
+    log.info("stopped")
     return 0
 
 

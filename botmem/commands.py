@@ -109,8 +109,7 @@ class Commands:
         if arg is None:
             return inbound.agent_key
         if not self.is_admin(inbound):
-            self._audit(inbound, f"refused: {inbound.text.strip()!r}")
-            return CommandReply(REFUSED)
+            return self._refuse(inbound)
         key = arg if arg.startswith(f"{inbound.source}:") else f"{inbound.source}:{arg}"
         return key
 
@@ -158,8 +157,7 @@ class Commands:
 
     async def _agents(self, inbound: InboundMessage, text: str) -> CommandReply:
         if not self.is_admin(inbound):
-            self._audit(inbound, "refused: agents")
-            return CommandReply(REFUSED)
+            return self._refuse(inbound)
         prefix = f"{inbound.source}:"
         found = [
             state
@@ -179,8 +177,7 @@ class Commands:
 
     async def _team(self, inbound: InboundMessage, args: list[str]) -> CommandReply:
         if not self.is_admin(inbound):
-            self._audit(inbound, "refused: team")
-            return CommandReply(REFUSED)
+            return self._refuse(inbound)
         await self._stores.agents.ensure(inbound.agent_key)
         if not await self._teams.attach(inbound.agent_key, inbound.source, inbound.team_id):
             return CommandReply("There is no team block here: use this in a group or server.")
@@ -199,6 +196,10 @@ class Commands:
             return CommandReply(f"Not saved: {exc}")
         self._audit(inbound, f"team {action}: {edit.old_value!r} -> {edit.new_value!r}")
         return CommandReply(f"Saved. The team block now reads:\n{edit.new_value}")
+
+    def _refuse(self, inbound: InboundMessage) -> CommandReply:
+        self._audit(inbound, f"refused: {inbound.text.strip()!r}")
+        return CommandReply(REFUSED)
 
     def _audit(self, inbound: InboundMessage, what: str) -> None:
         who = platform_user(inbound.source, inbound.user_id)

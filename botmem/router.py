@@ -72,10 +72,22 @@ class Router:
             log.info("replaying %d unfinished inbound message(s)", len(items))
         return len(items)
 
-    async def drain(self) -> None:
-        """Wait for every scheduled turn to finish."""
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait for every scheduled turn to finish; False when `timeout` ran out first."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return False
+            await asyncio.wait(list(self._tasks), timeout=left)
+        return True
+
+    def cancel(self) -> int:
+        """Cancel the scheduled turns (they stay pending in the inbox); returns how many."""
+        for task in self._tasks:
+            task.cancel()
+        return len(self._tasks)
 
     def _spawn(
         self, inbox_id: int, inbound: InboundMessage, status: str, reply: str | None
