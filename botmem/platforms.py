@@ -81,9 +81,7 @@ def _slack(platform: PlatformSettings, secret: Callable[[str], str]) -> Adapter:
     assert isinstance(platform, SlackSettings)
     if platform.mode == "socket":
         return SlackAdapter(platform, secret("token_env"), app_token=secret("app_token_env"))
-    return SlackAdapter(
-        platform, secret("token_env"), signing_secret=secret("signing_secret_env")
-    )
+    return SlackAdapter(platform, secret("token_env"), signing_secret=secret("signing_secret_env"))
 
 
 def _discord(platform: PlatformSettings, secret: Callable[[str], str]) -> Adapter:

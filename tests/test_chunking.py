@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
@@ -38,5 +39,5 @@ def test_random_texts_keep_every_word_in_order_within_the_limit(limit: int) -> N
         expected = re.sub(r"\s+", "", text)
         assert "".join(re.sub(r"\s+", "", p) for p in pieces) == expected
         if limit >= 9:  # no word is longer than the limit: no piece ends inside a word
-            for before, after in zip(pieces, pieces[1:], strict=False):
+            for before, after in itertools.pairwise(pieces):
                 assert f"{before.split()[-1]} {after.split()[0]}" in " ".join(text.split())

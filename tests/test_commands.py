@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -18,23 +19,30 @@ from tests.helpers import make_settings, open_app
 
 ADMIN = "1"
 GROUP = "-100"
+IDS = itertools.count()
+
+
+@dataclass
+class Bot:
+    app: App
+    chat: FakeAdapter
+    llm: ScriptedLLM
 
 
 @pytest.fixture
-async def bot() -> AsyncIterator[tuple[App, FakeAdapter, ScriptedLLM]]:
+async def bot() -> AsyncIterator[Bot]:
     llm = ScriptedLLM()
     app = await open_app(make_settings(telegram={"admins": [f"telegram:{ADMIN}"]}), llm)
     chat = FakeAdapter("telegram")
     await app.start([chat])
-    yield app, chat, llm
+    yield Bot(app, chat, llm)
     await app.aclose()
 
 
-def command(user: str, text: str, *, group: bool = False, n: list[int] = [0]) -> InboundMessage:
-    n[0] += 1
+def command(user: str, text: str, *, group: bool = False) -> InboundMessage:
     return InboundMessage(
         source="telegram",
-        message_id=f"cmd-{n[0]}",
+        message_id=f"cmd-{next(IDS)}",
         agent_key=f"telegram:{user}",
         text=text,
         user_id=user,
@@ -58,117 +66,107 @@ async def talk(chat: FakeAdapter, llm: ScriptedLLM, user: str, fact: str) -> Non
     assert await chat.say(user, f"remember: {fact}") == "Noted."
 
 
-async def test_help_and_unknown_commands_answer_with_the_usage(bot: tuple) -> None:
-    app, chat, llm = bot
-    assert "Memory commands" in (await run(chat, command("5", ""))).text
-    assert "Memory commands" in (await run(chat, command("5", "help"))).text
-    unknown = (await run(chat, command("5", "frobnicate now"))).text
+async def test_help_and_unknown_commands_answer_with_the_usage(bot: Bot) -> None:
+    assert "Memory commands" in (await run(bot.chat, command("5", ""))).text
+    assert "Memory commands" in (await run(bot.chat, command("5", "help"))).text
+    unknown = (await run(bot.chat, command("5", "frobnicate now"))).text
     assert unknown.startswith("Unknown command 'frobnicate now'") and "Memory commands" in unknown
-    assert llm.requests == []  # commands never reach the model
+    assert bot.llm.requests == []  # commands never reach the model
 
 
-async def test_a_user_sees_their_own_memory(bot: tuple) -> None:
-    app, chat, llm = bot
-    assert "no memory of telegram:5" in (await run(chat, command("5", "show"))).text
-    await talk(chat, llm, "5", "Likes green tea")
-    shown = await run(chat, command("5", "show"))
+async def test_a_user_sees_their_own_memory(bot: Bot) -> None:
+    assert "no memory of telegram:5" in (await run(bot.chat, command("5", "show"))).text
+    await talk(bot.chat, bot.llm, "5", "Likes green tea")
+    shown = await run(bot.chat, command("5", "show"))
     assert "[human]" in shown.text and "Likes green tea" in shown.text
     assert "messages in recall memory" in shown.text
     assert not shown.private  # asked in a DM
 
 
 async def test_other_agents_are_refused_to_non_admins(
-    bot: tuple, caplog: pytest.LogCaptureFixture
+    bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app, chat, llm = bot
-    await talk(chat, llm, "5", "Secret: allergic to cats")
+    await talk(bot.chat, bot.llm, "5", "Secret: allergic to cats")
     caplog.set_level(logging.WARNING)
     for text in ("show telegram:5", "export 5", "wipe confirm telegram:5", "agents", "team"):
-        answer = await run(chat, command("6", text))
+        answer = await run(bot.chat, command("6", text))
         assert answer.text == "Sorry, only the bot's admins can do that.", text
         assert answer.attachment is None
-    assert "allergic" in (await app.stores.blocks.get("telegram:5", "human")).value
+    assert "allergic" in (await bot.app.stores.blocks.get("telegram:5", "human")).value
     assert "telegram:6 (user6) refused: 'agents'" in caplog.text
 
 
 async def test_admins_can_view_export_list_and_wipe_anyone(
-    bot: tuple, caplog: pytest.LogCaptureFixture
+    bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app, chat, llm = bot
-    await talk(chat, llm, "5", "Plays the cello")
+    await talk(bot.chat, bot.llm, "5", "Plays the cello")
     caplog.set_level(logging.WARNING)
-    assert "Plays the cello" in (await run(chat, command(ADMIN, "show 5"))).text
-    export = await run(chat, command(ADMIN, "export telegram:5"))
+    assert "Plays the cello" in (await run(bot.chat, command(ADMIN, "show 5"))).text
+    export = await run(bot.chat, command(ADMIN, "export telegram:5"))
     assert export.attachment is not None
     data = json.loads(export.attachment.data)
     assert data["format"] == "botmem-agent" and data["agent_key"] == "telegram:5"
-    listing = (await run(chat, command(ADMIN, "agents"))).text
+    listing = (await run(bot.chat, command(ADMIN, "agents"))).text
     assert "telegram:5" in listing
-    asked = (await run(chat, command(ADMIN, "wipe telegram:5"))).text
+    asked = (await run(bot.chat, command(ADMIN, "wipe telegram:5"))).text
     assert "wipe confirm telegram:5" in asked
-    assert await app.stores.agents.get("telegram:5") is not None  # nothing yet
-    done = (await run(chat, command(ADMIN, "wipe confirm telegram:5"))).text
+    assert await bot.app.stores.agents.get("telegram:5") is not None  # nothing yet
+    done = (await run(bot.chat, command(ADMIN, "wipe confirm telegram:5"))).text
     assert done.startswith("Done")
-    assert await app.stores.agents.get("telegram:5") is None
+    assert await bot.app.stores.agents.get("telegram:5") is None
     assert "admin audit: telegram:1 (user1) wiped telegram:5" in caplog.text
 
 
-async def test_wipe_needs_the_confirmation_step(bot: tuple) -> None:
-    app, chat, llm = bot
-    await talk(chat, llm, "5", "Has a dog called Rex")
-    early = (await run(chat, command("5", "wipe confirm"))).text
+async def test_wipe_needs_the_confirmation_step(bot: Bot) -> None:
+    await talk(bot.chat, bot.llm, "5", "Has a dog called Rex")
+    early = (await run(bot.chat, command("5", "wipe confirm"))).text
     assert "cannot be undone" in early  # a confirm without asking first only asks
-    assert await app.stores.agents.get("telegram:5") is not None
-    assert (await run(chat, command("5", "wipe confirm"))).text.startswith("Done")
-    assert await app.stores.agents.get("telegram:5") is None
+    assert await bot.app.stores.agents.get("telegram:5") is not None
+    assert (await run(bot.chat, command("5", "wipe confirm"))).text.startswith("Done")
+    assert await bot.app.stores.agents.get("telegram:5") is None
     # the agent starts afresh, with its blocks, on the next message
-    llm.extend([reply("Hello, who are you?")])
-    assert await chat.say("5", "hi") == "Hello, who are you?"
-    human = await app.stores.blocks.get("telegram:5", "human")
+    bot.llm.extend([reply("Hello, who are you?")])
+    assert await bot.chat.say("5", "hi") == "Hello, who are you?"
+    human = await bot.app.stores.blocks.get("telegram:5", "human")
     assert human is not None and "Rex" not in human.value
-    assert "Rex" not in llm.tool_requests[-1].system
+    assert "Rex" not in bot.llm.tool_requests[-1].system
 
 
-async def test_a_shared_channel_agent_is_only_wiped_by_admins(bot: tuple) -> None:
-    app, chat, llm = bot
+async def test_a_shared_channel_agent_is_only_wiped_by_admins(bot: Bot) -> None:
     channel_key = "telegram:channel:-100"
-    await app.stores.agents.ensure(channel_key)
+    await bot.app.stores.agents.ensure(channel_key)
     asked = replace(command("6", "wipe", group=True), agent_key=channel_key)
-    assert "only admins can wipe it" in (await run(chat, asked)).text
-    assert await app.stores.agents.get(channel_key) is not None
+    assert "only admins can wipe it" in (await run(bot.chat, asked)).text
+    assert await bot.app.stores.agents.get(channel_key) is not None
 
 
-async def test_command_answers_in_a_group_are_private(bot: tuple) -> None:
-    app, chat, llm = bot
-    answer = await run(chat, command("6", "help", group=True))
+async def test_command_answers_in_a_group_are_private(bot: Bot) -> None:
+    answer = await run(bot.chat, command("6", "help", group=True))
     assert answer.private and answer.channel_id == GROUP and answer.user_id == "6"
 
 
-async def test_admins_edit_the_team_block_of_their_group(bot: tuple) -> None:
-    app, chat, llm = bot
-    assert "no team block here" in (await run(chat, command(ADMIN, "team"))).text
-    saved = await run(chat, command(ADMIN, "team set We ship on Fridays.", group=True))
+async def test_admins_edit_the_team_block_of_their_group(bot: Bot) -> None:
+    assert "no team block here" in (await run(bot.chat, command(ADMIN, "team"))).text
+    saved = await run(bot.chat, command(ADMIN, "team set We ship on Fridays.", group=True))
     assert "We ship on Fridays." in saved.text
-    await run(chat, command(ADMIN, "team append Standup at 9:30.", group=True))
-    shown = (await run(chat, command(ADMIN, "team", group=True))).text
+    await run(bot.chat, command(ADMIN, "team append Standup at 9:30.", group=True))
+    shown = (await run(bot.chat, command(ADMIN, "team", group=True))).text
     assert "We ship on Fridays.\nStandup at 9:30." in shown and "(shared)" in shown
-    usage = (await run(chat, command(ADMIN, "team rename x", group=True))).text
+    usage = (await run(bot.chat, command(ADMIN, "team rename x", group=True))).text
     assert usage.startswith("Usage: team set TEXT")
     # a member of the group now sees the team block in their own agent's prompt
-    group_msg = replace(chat.inbound("7", "what do we do on fridays?"), team_id=GROUP)
-    llm.extend([reply("Ship!")])
-    assert await chat.deliver(group_msg)
-    assert "We ship on Fridays." in llm.tool_requests[-1].system
+    group_msg = replace(bot.chat.inbound("7", "what do we do on fridays?"), team_id=GROUP)
+    bot.llm.extend([reply("Ship!")])
+    assert await bot.chat.deliver(group_msg)
+    assert "We ship on Fridays." in bot.llm.tool_requests[-1].system
 
 
-async def test_an_over_limit_team_edit_is_refused_with_a_reason(bot: tuple) -> None:
-    app, chat, llm = bot
-    answer = await run(chat, command(ADMIN, "team set " + "x" * 6000, group=True))
+async def test_an_over_limit_team_edit_is_refused_with_a_reason(bot: Bot) -> None:
+    answer = await run(bot.chat, command(ADMIN, "team set " + "x" * 6000, group=True))
     assert answer.text.startswith("Not saved:") and "over its limit of 5000" in answer.text
 
 
-async def test_random_command_text_never_breaks_the_bot(bot: tuple) -> None:
-    app, chat, llm = bot
+async def test_random_command_text_never_breaks_the_bot(bot: Bot) -> None:
     rng = random.Random(4)
     alphabet = [
         "show",
@@ -194,5 +192,5 @@ async def test_random_command_text_never_breaks_the_bot(bot: tuple) -> None:
             rng.choice(alphabet) + rng.choice(["", " "]) for _ in range(rng.randint(0, 6))
         )
         user = rng.choice(["5", ADMIN])
-        answer = await run(chat, command(user, text, group=rng.random() < 0.5))
+        answer = await run(bot.chat, command(user, text, group=rng.random() < 0.5))
         assert answer.text and "went wrong" not in answer.text, text
