@@ -98,6 +98,8 @@ class Commands:
             return target
         if await self._stores.agents.get(target) is None:
             return CommandReply(f"I have no memory of {target} yet.")
+        if target != inbound.agent_key:
+            self._audit(inbound, f"{verb} {target}")
         if verb == "show":
             return CommandReply(await self._render(target))
         if verb == "export":
@@ -124,8 +126,6 @@ class Commands:
 
     async def _export(self, inbound: InboundMessage, target: AgentKey) -> CommandReply:
         data = await export_agent(self._stores, target, self._clock())
-        if target != inbound.agent_key:
-            self._audit(inbound, f"exported {target}")
         payload = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
         filename = f"{target.replace(':', '_')}.json"
         return CommandReply(
