@@ -6,7 +6,7 @@ Entity offsets in Telegram count UTF-16 code units, so text is cut and spliced i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from telegram import Message, MessageEntity, Update, User
@@ -20,6 +20,7 @@ SOURCE = "telegram"
 GROUP_CHATS = ("group", "supergroup")
 AGENT_VERBS = ("show", "export", "wipe")
 """Memory commands that take an optional AGENT argument."""
+PUNCTUATION = ",.;:!?"
 GREETING = "Hello!"
 """What `/start` means: the person opened the chat with the bot."""
 
@@ -230,8 +231,9 @@ def _splice(text: str, edits: dict[MessageEntity, str]) -> str:
         if edits[entity]:
             out += edits[entity]
         else:
-            out = out.rstrip(" ") + " "
             end = _skip_spaces(units, end)
+            following = units[end : end + 2].decode("utf-16-le", "replace")
+            out = out.rstrip(" ") + ("" if not out or following in PUNCTUATION else " ")
         pos = end
     return out + units[pos:].decode("utf-16-le", "replace")
 
