@@ -115,12 +115,16 @@ class App:
                 self._retrying.add(asyncio.create_task(self._keep_starting(adapter)))
 
     async def _start_adapter(self, adapter: Adapter) -> bool:
+        """Try once; False when it is worth trying again later."""
         try:
             await adapter.start(self.handle)
+        except ConfigError as exc:  # a refused token or intent: retrying will not help
+            log.error("%s: not started: %s", adapter.name, exc)
+            return True
         except Exception as exc:  # boundary: one platform down must not stop the others
             log.error("%s: could not start: %s: %s", adapter.name, type(exc).__name__, exc)
             return False
-        log.info("%s: connected", adapter.name)
+        log.info("%s: started", adapter.name)
         return True
 
     async def _keep_starting(self, adapter: Adapter) -> None:

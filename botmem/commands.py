@@ -144,11 +144,10 @@ class Commands:
         asked = self._pending_wipes.pop(request, None)
         if not confirm or asked is None or now - asked > CONFIRM_WINDOW:
             self._pending_wipes[request] = now
-            command = "wipe confirm" + ("" if target == inbound.agent_key else f" {target}")
             return CommandReply(
                 f"This forgets everything I remember about {target}: memory blocks, "
                 f"conversation history and archival memory. It cannot be undone. To do it, "
-                f"send the command `{command}` within 5 minutes."
+                f"send `{_confirm_command(inbound, target)}` within 5 minutes."
             )
         await self._wipe(target)
         self._teams.forget(target)
@@ -204,6 +203,14 @@ class Commands:
     def _audit(self, inbound: InboundMessage, what: str) -> None:
         who = platform_user(inbound.source, inbound.user_id)
         log.warning("admin audit: %s (%s) %s", who, inbound.user_name or "?", what)
+
+
+def _confirm_command(inbound: InboundMessage, target: AgentKey) -> str:
+    """The confirmation as the person types it on their platform."""
+    own = target == inbound.agent_key
+    if inbound.source == "discord":  # slash command options
+        return "/memory wipe confirm:True" + ("" if own else f" user:{target}")
+    return "/memory wipe confirm" + ("" if own else f" {target}")
 
 
 def _render_block(block: Block) -> str:
