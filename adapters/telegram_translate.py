@@ -69,13 +69,14 @@ def to_inbound(update: Update, bot: BotIdentity, scope: Scope) -> InboundMessage
     command = _leading_command(text, entities)
     if command is not None and command.addressee and not bot.is_named(command.addressee):
         return None  # another bot's command
+    translated: InboundMessage | None
     if command is not None and command.name in ("memory", "help"):
-        inbound = _memory_command(inbound, message, text, entities, command, scope)
+        translated = _memory_command(inbound, message, text, entities, command, scope)
     else:
-        inbound = _user_message(inbound, message, text, entities, command, bot)
-        if inbound is None:
-            return None
-    return replace(inbound, agent_key=resolve_key(inbound, scope))
+        translated = _user_message(inbound, message, text, entities, command, bot)
+    if translated is None:
+        return None
+    return replace(translated, agent_key=resolve_key(translated, scope))
 
 
 def display_name(user: User) -> str:
@@ -188,7 +189,7 @@ def _agent_args(args: list[str]) -> list[str]:
 
 def _reply_target(inbound: InboundMessage, message: Message, scope: Scope) -> str:
     """The agent of the person whose message a command replies to ("" if none applies)."""
-    replied = message.reply_to_message
+    replied = _replied(message)
     author = replied.from_user if replied is not None else None
     if author is None or author.is_bot or str(author.id) == inbound.user_id:
         return ""
@@ -197,8 +198,16 @@ def _reply_target(inbound: InboundMessage, message: Message, scope: Scope) -> st
     return "" if theirs == own else theirs  # a channel-wide agent is nobody's in particular
 
 
-def _replies_to(message: Message, user_id: int) -> bool:
+def _replied(message: Message) -> Message | None:
+    """The message this one answers; not the opening of the forum topic it is posted in."""
     replied = message.reply_to_message
+    if replied is None or replied.forum_topic_created is not None:
+        return None
+    return replied
+
+
+def _replies_to(message: Message, user_id: int) -> bool:
+    replied = _replied(message)
     return bool(replied and replied.from_user and replied.from_user.id == user_id)
 
 
