@@ -35,7 +35,9 @@ def _cut(text: str, limit: int) -> tuple[int, int]:
     """Where the first piece ends and where the next one starts."""
     window = text[: limit + 1]  # a boundary right after the limit still counts
     for boundary in _BOUNDARIES:
-        matches = [m for m in boundary.finditer(window) if 0 < m.start() <= limit]
+        # a paragraph or sentence break only wins when it leaves a piece worth sending
+        shortest = 1 if boundary is _BOUNDARIES[-1] else max(1, limit // 2)
+        matches = [m for m in boundary.finditer(window) if shortest <= m.start() <= limit]
         if matches:
             last = matches[-1]
             return last.start(), last.end()

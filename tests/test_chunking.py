@@ -17,7 +17,13 @@ def test_short_text_is_one_piece() -> None:
 def test_paragraphs_are_preferred_over_sentences_and_words() -> None:
     text = "First paragraph here.\n\nSecond one. It has two sentences."
     assert split_text(text, 40) == ["First paragraph here.", "Second one. It has two sentences."]
-    assert split_text("One two. Three four five six.", 20) == ["One two.", "Three four five six."]
+    assert split_text("One two three. Four five six.", 20) == ["One two three.", "Four five six."]
+
+
+def test_a_break_near_the_start_does_not_make_a_tiny_piece() -> None:
+    text = "Hi!\n\n" + "word " * 30
+    pieces = split_text(text, 50)
+    assert len(pieces[0]) > 25 and pieces[0].startswith("Hi!\n\nword")
     assert split_text("alpha beta gamma delta", 12) == ["alpha beta", "gamma delta"]
 
 
