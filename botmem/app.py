@@ -9,9 +9,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from zoneinfo import ZoneInfo
 
 from botmem.adapter import Adapter, TurnTask
 from botmem.agent.archival_tools import ARCHIVAL_TOOLS
+from botmem.agent.checkin_tools import CHECKIN_TOOLS
+from botmem.agent.consolidation import Consolidator
 from botmem.agent.memory_tools import BUILTIN_TOOLS
 from botmem.agent.retrieval import Indexer, Retriever
 from botmem.agent.runner import AgentRunner
@@ -22,7 +25,9 @@ from botmem.embeddings.base import Embedder
 from botmem.errors import ConfigError
 from botmem.events import InboundMessage, OutboundMessage
 from botmem.llm.base import LLMClient
+from botmem.maintenance import Maintenance
 from botmem.router import Router
+from botmem.scheduler import Scheduler
 from botmem.stores.base import Stores, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -54,8 +59,23 @@ class App:
         self.llm = llm
         self.retriever = Retriever(stores, embedder, settings.retrieval)
         self.indexer = Indexer(stores, embedder)
+        self.scheduler = Scheduler(
+            stores,
+            lambda inbound: self.router.submit(inbound),
+            lambda agent_key, reason: self.maintenance.consolidate(agent_key, reason),
+            settings,
+            clock,
+        )
         self.runner = AgentRunner(
-            stores, llm, tools, settings, clock, self.retriever, self.indexer.notify
+            stores,
+            llm,
+            tools,
+            settings,
+            clock,
+            self.retriever,
+            self.indexer.notify,
+            lambda agent_key, reason: self.maintenance.memory_pressure(agent_key, reason),
+            self.scheduler,
         )
         self.router = Router(
             stores,
@@ -64,8 +84,26 @@ class App:
             self.deliver,
             settings.runtime.max_concurrent_turns,
         )
+        consolidator = Consolidator(
+            stores,
+            llm,
+            settings.consolidation,
+            clock,
+            self.retriever,
+            ZoneInfo(settings.agent.timezone),
+        )
+        self.maintenance = Maintenance(
+            stores, self.runner, self.router, consolidator, settings, clock
+        )
+        self.maintenance.scheduler = self.scheduler
         self.commands = Commands(
-            stores, settings.platforms(), self.runner.teams, self.router.wipe, clock
+            stores,
+            settings.platforms(),
+            self.runner.teams,
+            self.router.wipe,
+            clock,
+            self.scheduler,
+            consolidator,
         )
         self._adapters: dict[str, Adapter] = {}
         self._retrying: set[asyncio.Task[None]] = set()
@@ -86,7 +124,7 @@ class App:
         llm = llm or build_llm(settings)
         embedder = embedder or build_embedder(settings)
         stores = stores or await open_stores(settings, clock, embedder.name)
-        toolset = Toolset([*BUILTIN_TOOLS, *ARCHIVAL_TOOLS, *tools])
+        toolset = Toolset([*BUILTIN_TOOLS, *ARCHIVAL_TOOLS, *CHECKIN_TOOLS, *tools])
         return cls(settings, stores, llm, embedder, toolset, clock)
 
     async def handle(self, inbound: InboundMessage) -> TurnTask | None:
@@ -113,6 +151,7 @@ class App:
         for adapter in adapters:
             if not await self._start_adapter(adapter):
                 self._retrying.add(asyncio.create_task(self._keep_starting(adapter)))
+        await self.scheduler.start(self.maintenance.summarize_idle)  # may send check-ins now
 
     async def _start_adapter(self, adapter: Adapter) -> bool:
         """Try once; False when it is worth trying again later."""
@@ -153,6 +192,7 @@ class App:
         await self.stop()
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         for task in self._retrying:
             task.cancel()
         for adapter in self._adapters.values():
@@ -164,6 +204,7 @@ class App:
         await self.indexer.stop()
 
     async def aclose(self) -> None:
+        await self.scheduler.stop()
         if self._warming is not None:
             (failed,) = await asyncio.gather(self._warming, return_exceptions=True)
             if failed is not None:

@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     chat = _command(sub, "chat", "chat with a user's agent in the terminal (or via stdin)", _chat)
     chat.add_argument("--user", required=True, help="whose agent (agent key console:USER)")
 
+    jobs = sub.add_parser("jobs", help="list or cancel scheduled jobs (check-ins, consolidations)")
+    jobs_sub = jobs.add_subparsers(required=True, metavar="ACTION")
+    listing = _command(jobs_sub, "list", "print the active scheduled jobs", _jobs_list)
+    listing.add_argument("--agent", help="only this agent's jobs, e.g. telegram:42")
+    cancel = _command(jobs_sub, "cancel", "cancel a scheduled job", _jobs_cancel)
+    cancel.add_argument("job_id", type=int, help="the job's number (see `botmem jobs list`)")
+
     mem = sub.add_parser("memory", help="view, export, import or wipe an agent's memory")
     mem_sub = mem.add_subparsers(required=True, metavar="ACTION")
     show = _command(mem_sub, "show", "print the agent's memory blocks", _memory_show)
@@ -135,6 +142,42 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("stopping: letting running turns finish (up to %.0f s)", grace)
         await app.shutdown(grace)
     log.info("stopped")
+    return 0
+
+
+async def _jobs_list(args: argparse.Namespace, settings: Settings) -> int:
+    from zoneinfo import ZoneInfo
+
+    from botmem.app import open_stores
+    from botmem.schedules import describe
+
+    stores = await open_stores(settings)
+    try:
+        jobs = await stores.jobs.active(args.agent)
+    finally:
+        await stores.aclose()
+    for job in jobs:
+        when = describe(job.trigger, ZoneInfo(job.timezone))
+        due = job.next_run_at.isoformat() if job.next_run_at else "-"
+        note = job.payload.get("note") or job.payload.get("reason") or ""
+        print(f"{job.id}\t{job.kind}\t{job.agent_key}\t{when}\tnext {due}\t{note}")
+    if not jobs:
+        print("botmem: no active jobs", file=sys.stderr)
+    return 0
+
+
+async def _jobs_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from botmem.app import open_stores
+
+    stores = await open_stores(settings)
+    try:
+        cancelled = await stores.jobs.cancel(args.job_id)
+    finally:
+        await stores.aclose()
+    if not cancelled:
+        print(f"botmem: no active job {args.job_id}", file=sys.stderr)
+        return 1
+    print(f"cancelled job {args.job_id}", file=sys.stderr)
     return 0
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from botmem.agent.consolidation import Consolidator
 from botmem.agent.memory import append, rethink
 from botmem.agent.teams import TeamBlocks
+from botmem.agent.tools import CheckinPlanner
 from botmem.agentfile import export_agent
+from botmem.commands_reply import REFUSED, CommandReply
+from botmem.commands_schedule import ScheduleCommands
 from botmem.errors import ToolError
 from botmem.events import Attachment, InboundMessage
 from botmem.platform_config import PlatformSettings
@@ -32,21 +35,17 @@ USAGE = """Memory commands:
   show                 what I remember about you (my memory blocks)
   export               your memory as a JSON file
   wipe                 forget everything about you (asks to confirm)
+  checkins             the check-ins I planned with you; checkins cancel ID
+  timezone [Area/City] your timezone (for check-ins and dates)
 Admins only:
   show|export|wipe AGENT   the same for any agent (e.g. telegram:42)
   agents [TEXT]        list agents (whose key contains TEXT)
   team                 the team's shared block
   team set TEXT        replace the team's shared block
-  team append TEXT     add a line to the team's shared block"""
-REFUSED = "Sorry, only the bot's admins can do that."
-
-
-@dataclass(frozen=True)
-class CommandReply:
-    text: str
-    attachment: Attachment | None = None
-
-
+  team append TEXT     add a line to the team's shared block
+  checkins all         every planned check-in (checkins cancel ID cancels any)
+  history [AGENT]      consolidations of an agent's memory
+  undo RUN [AGENT]     restore the blocks a consolidation changed"""
 Wipe = Callable[[AgentKey], Awaitable[None]]
 """Forget an agent, waiting for its running turn first (given by the router)."""
 
@@ -59,6 +58,9 @@ class Commands:
         teams: TeamBlocks,
         wipe: Wipe,
         clock: Callable[[], datetime],
+        planner: CheckinPlanner,
+        consolidator: Consolidator,
+        default_timezone: str = "UTC",
     ):
         self._stores = stores
         self._platforms = platforms
@@ -66,6 +68,9 @@ class Commands:
         self._wipe = wipe
         self._clock = clock
         self._pending_wipes: dict[tuple[str, AgentKey], datetime] = {}
+        self._schedule = ScheduleCommands(
+            stores, planner, consolidator, default_timezone, self._audit
+        )
 
     async def run(self, inbound: InboundMessage) -> CommandReply:
         words = inbound.text.split()
@@ -76,6 +81,12 @@ class Commands:
             return await self._agents(inbound, " ".join(args))
         if verb == "team":
             return await self._team(inbound, inbound.text.split(maxsplit=2)[1:])
+        if verb == "checkins":
+            return await self._schedule.checkins(inbound, args, self.is_admin(inbound))
+        if verb == "timezone":
+            return await self._schedule.timezone(inbound, args)
+        if verb in ("history", "undo"):
+            return await self._consolidations(inbound, verb, args)
         if verb == "help" and not args:
             return CommandReply(USAGE)
         return CommandReply(f"Unknown command {inbound.text.strip()!r}.\n\n{USAGE}")
@@ -153,6 +164,21 @@ class Commands:
         self._teams.forget(target)
         self._audit(inbound, f"wiped {target}")
         return CommandReply(f"Done: I have forgotten everything about {target}.")
+
+    async def _consolidations(
+        self, inbound: InboundMessage, verb: str, args: list[str]
+    ) -> CommandReply:
+        if not self.is_admin(inbound):
+            return self._refuse(inbound)
+        run_id = args.pop(0) if verb == "undo" and args else ""
+        if len(args) > 1 or (verb == "undo" and not run_id):
+            return CommandReply(f"Usage: history [AGENT], or undo RUN [AGENT].\n\n{USAGE}")
+        target = self._target(inbound, args[0] if args else None)
+        if isinstance(target, CommandReply):
+            return target
+        if verb == "history":
+            return await self._schedule.history(inbound, target)
+        return await self._schedule.undo(inbound, run_id, target)
 
     async def _agents(self, inbound: InboundMessage, text: str) -> CommandReply:
         if not self.is_admin(inbound):

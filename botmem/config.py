@@ -186,6 +186,58 @@ class ContextSettings(_Section):
     summary_max_tokens: int = Field(default=512, ge=32)
 
 
+class CheckinSettings(_Section):
+    enabled: bool = True
+    allowed_hours: str = "0-24"
+    """Hours of the person's day check-ins may fire, "start-end" (e.g. "8-21"); "0-24": any."""
+    quiet_hours: str = ""
+    """Hours when no check-in fires, e.g. "22-7" (may wrap midnight); empty: none."""
+    max_per_day: int = Field(default=20, ge=1, le=1000)
+    """Check-ins fired per agent per day (in the person's timezone); more are skipped."""
+    max_delay_hours: float = Field(default=12.0, ge=0)
+    """A check-in missed while the bot was down is sent late (saying so) up to this many
+    hours after its time; later than that it is skipped and logged."""
+
+    @field_validator("allowed_hours", "quiet_hours")
+    @classmethod
+    def _hour_range(cls, value: str) -> str:
+        if value and parse_hours(value) is None:
+            raise ValueError(f'{value!r} is not an hour range like "8-21"')
+        return value
+
+
+def parse_hours(value: str) -> tuple[int, int] | None:
+    """ "8-21" -> (8, 21); None when malformed. A range may wrap midnight ("22-7")."""
+    start, sep, end = value.partition("-")
+    if not sep or not (start.strip().isdigit() and end.strip().isdigit()):
+        return None
+    first, last = int(start), int(end)
+    return (first, last) if 0 <= first <= 24 and 0 <= last <= 24 else None
+
+
+class ConsolidationSettings(_Section):
+    enabled: bool = True
+    schedule: str = "0 3 * * *"
+    """When every active agent's memory is consolidated (crontab, in [agent] timezone)."""
+    every_turns: int = Field(default=50, ge=0)
+    """Also consolidate after this many turns since the last pass; 0: only on schedule."""
+    near_limit: float = Field(default=0.9, gt=0, le=1)
+    """...and when an edit leaves a block this full (share of its limit)."""
+    max_steps: int = Field(default=8, ge=1, le=50)
+    max_tokens: int = Field(default=30_000, ge=1000)
+    """Budget of one pass (prompt + completion tokens over its steps)."""
+    max_messages: int = Field(default=200, ge=10)
+    """Most recent messages since the last pass shown to the model."""
+
+
+class SummarizationSettings(_Section):
+    idle_minutes: float = Field(default=30.0, ge=0)
+    """Summarize an agent nobody has talked to for this long..."""
+    above: float = Field(default=0.6, gt=0, le=1)
+    """...when its context fills more than this share of the window (0 minutes: off)."""
+    check_every_minutes: float = Field(default=5.0, gt=0)
+
+
 class RuntimeSettings(_Section):
     max_concurrent_turns: int = Field(default=16, ge=1, le=10_000)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
@@ -204,6 +256,9 @@ class Settings(_Section):
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    checkins: CheckinSettings = Field(default_factory=CheckinSettings)
+    consolidation: ConsolidationSettings = Field(default_factory=ConsolidationSettings)
+    summarization: SummarizationSettings = Field(default_factory=SummarizationSettings)
     source: str = Field(default="<defaults>", exclude=True)
 
     def platforms(self) -> dict[str, PlatformSettings]:

@@ -89,7 +89,7 @@ class OutboundMessage:
             inbound.channel_id,
             inbound.thread_id,
             inbound.user_id,
-            inbound.message_id,
+            inbound.message_id if inbound.kind != "scheduled" else "",  # nothing to reply to
             inbox_id,
             private,
             attachment,

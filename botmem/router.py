@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 from botmem.adapter import TurnTask
 from botmem.agent.runner import AgentRunner
-from botmem.commands import CommandReply
+from botmem.commands_reply import CommandReply
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage, OutboundMessage
 from botmem.stores.base import Stores
@@ -164,6 +164,14 @@ class Router:
         if message.inbox_id is not None:
             with suppress(NotFoundError):  # wiped meanwhile
                 await self._stores.inbox.mark_delivered(message.inbox_id)
+
+    def busy(self, agent_key: AgentKey) -> bool:
+        """Whether a turn of the agent is running or waiting."""
+        return agent_key in self._agents
+
+    def exclusive(self, agent_key: AgentKey) -> AbstractAsyncContextManager[None]:
+        """Hold the agent between turns (background memory work never overlaps a turn)."""
+        return self._agent_turn(agent_key)
 
     @asynccontextmanager
     async def _agent_turn(self, agent_key: AgentKey) -> AsyncIterator[None]:

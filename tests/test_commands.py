@@ -162,8 +162,8 @@ async def test_admins_edit_the_team_block_of_their_group(bot: Bot) -> None:
 
 
 async def test_an_over_limit_team_edit_is_refused_with_a_reason(bot: Bot) -> None:
-    answer = await run(bot.chat, command(ADMIN, "team set " + "x" * 6000, group=True))
-    assert answer.text.startswith("Not saved:") and "over its limit of 5000" in answer.text
+    answer = await run(bot.chat, command(ADMIN, "team set " + "x" * 10_001, group=True))
+    assert answer.text.startswith("Not saved:") and "over twice its limit of 5,000" in answer.text
 
 
 async def test_random_command_text_never_breaks_the_bot(bot: Bot) -> None:

@@ -11,11 +11,14 @@ import pytest
 from botmem.config import (
     AgentSettings,
     BlockSettings,
+    CheckinSettings,
+    ConsolidationSettings,
     ContextSettings,
     LLMSettings,
     RuntimeSettings,
     Settings,
     StorageSettings,
+    SummarizationSettings,
     load_settings,
     require_llm,
 )
@@ -34,6 +37,9 @@ def test_the_example_documents_every_setting_and_loads() -> None:
         "agent": AgentSettings,
         "context": ContextSettings,
         "runtime": RuntimeSettings,
+        "checkins": CheckinSettings,
+        "consolidation": ConsolidationSettings,
+        "summarization": SummarizationSettings,
     }
     for name, model in sections.items():
         assert f"[{name}]" in text

@@ -149,6 +149,29 @@ class ContextBuilder:
 
     async def build(self, agent_key: AgentKey, turn_id: int, now: datetime) -> Prompt:
         """The prompt for the next step; summarizes first when it would exceed the trigger."""
+        state, messages, system, fixed = await self._parts(agent_key, now)
+        keep_from = next((i for i, m in enumerate(messages) if m.turn_id == turn_id), len(messages))
+        evict = eviction_count(messages, fixed, self._llm.context_window, self._settings, keep_from)
+        if evict and await self._summarize(agent_key, state.summary, messages, evict):
+            prompt = await self.build(agent_key, turn_id, now)
+            return Prompt(prompt.messages, prompt.tokens, evict)
+        history = history_for_model(messages)
+        return Prompt([system, *history], fixed + sum(m.tokens for m in messages))
+
+    async def compact(self, agent_key: AgentKey, above: float, now: datetime) -> int:
+        """Summarize an idle agent whose context fills more than `above` of the window, down
+        to the target, so its next message does not wait for it; returns messages folded."""
+        state, messages, _, fixed = await self._parts(agent_key, now)
+        settings = self._settings.model_copy(update={"trigger": min(above, self._settings.trigger)})
+        evict = eviction_count(messages, fixed, self._llm.context_window, settings, len(messages))
+        if evict and await self._summarize(agent_key, state.summary, messages, evict):
+            return evict
+        return 0
+
+    async def _parts(
+        self, agent_key: AgentKey, now: datetime
+    ) -> tuple[AgentState, list[Message], dict[str, Any], int]:
+        """The agent, its messages in context, the system message and the fixed token cost."""
         state = await self._stores.agents.get(agent_key)
         if state is None:
             raise LookupError(f"agent {agent_key} does not exist")
@@ -158,14 +181,7 @@ class ContextBuilder:
             self._tools_tokens = self._llm.count_tokens(
                 [{"role": "system", "content": json.dumps(self._tools)}]
             )
-        fixed = self._llm.count_tokens([system]) + self._tools_tokens
-        keep_from = next((i for i, m in enumerate(messages) if m.turn_id == turn_id), len(messages))
-        evict = eviction_count(messages, fixed, self._llm.context_window, self._settings, keep_from)
-        if evict and await self._summarize(agent_key, state.summary, messages, evict):
-            prompt = await self.build(agent_key, turn_id, now)
-            return Prompt(prompt.messages, prompt.tokens, evict)
-        history = history_for_model(messages)
-        return Prompt([system, *history], fixed + sum(m.tokens for m in messages))
+        return state, messages, system, self._llm.count_tokens([system]) + self._tools_tokens
 
     async def _system(
         self, agent_key: AgentKey, summary: str, summary_at: datetime | None, now: datetime

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 from botmem.agent.context import ContextBuilder
 from botmem.agent.retrieval import Retriever
-from botmem.agent.tools import ToolContext, Toolset
+from botmem.agent.tools import CheckinPlanner, ToolContext, Toolset
 from botmem.errors import LLMError, ToolError
+from botmem.events import InboundMessage
 from botmem.llm.base import Completion, LLMClient
 from botmem.stores.base import Stores
 from botmem.types import AgentKey, Message, ToolCall
@@ -43,6 +44,9 @@ class Turn:
     agent_key: AgentKey
     turn_id: int
     messages: list[Message] = field(default_factory=list)
+    inbound: InboundMessage | None = None
+    timezone: ZoneInfo | None = None
+    """The person's timezone when set for this agent (else the configured one)."""
 
 
 class StepLoop:
@@ -56,7 +60,11 @@ class StepLoop:
         clock: Callable[[], datetime],
         retriever: Retriever,
         on_stored: Callable[[], None],
+        memory_pressure: Callable[[AgentKey, str], None] | None = None,
+        planner: CheckinPlanner | None = None,
     ):
+        self._memory_pressure = memory_pressure
+        self._planner = planner
         self._stores = stores
         self._retriever = retriever
         self._on_stored = on_stored
@@ -65,6 +73,10 @@ class StepLoop:
         self._context = context
         self._settings = settings
         self._clock = clock
+
+    def _pressure_for(self, agent_key: AgentKey) -> Callable[[str], None] | None:
+        report = self._memory_pressure
+        return None if report is None else (lambda reason: report(agent_key, reason))
 
     async def run(self, turn: Turn) -> str:
         """Run (or resume) the turn until the agent replies; returns the reply text."""
@@ -124,10 +136,13 @@ class StepLoop:
             self._stores,
             self._retriever,
             self._clock(),
-            self._settings.timezone,
+            turn.timezone or self._settings.timezone,
             call_key,
             self._settings.search_page_size,
             turn.messages[0].id if turn.messages else None,
+            turn.inbound,
+            self._pressure_for(turn.agent_key),
+            self._planner,
         )
         try:
             return await tool.call(ctx, call.arguments)

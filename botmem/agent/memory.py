@@ -14,6 +14,8 @@ from botmem.errors import ToolError
 from botmem.types import Block
 
 Change = Callable[[Block], str]
+HARD_CAP_FACTOR = 2
+"""A block may grow to this many times its limit before edits are refused."""
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,18 @@ def writable(block: Block) -> None:
         raise ToolError(f"block '{block.label}' is read-only and cannot be edited")
 
 
+def hard_cap(block: Block) -> int:
+    """The most a block may hold. Its `limit` is soft: over it, an edit is still accepted (the
+    model is warned and a consolidation condenses the block) so a user's turn never fails."""
+    return HARD_CAP_FACTOR * block.limit
+
+
 def within_limit(block: Block, new_value: str) -> str:
-    if len(new_value) > block.limit:
+    if len(new_value) > hard_cap(block):
         raise ToolError(
-            f"this edit would make block '{block.label}' {len(new_value)} characters long, over "
-            f"its limit of {block.limit}. Make room first: condense it with memory_rethink or "
-            "remove details with core_memory_replace."
+            f"this edit would make block '{block.label}' {len(new_value):,} characters long, "
+            f"over twice its limit of {block.limit:,}. Make room first: condense it with "
+            "memory_rethink or remove details with core_memory_replace."
         )
     return new_value
 

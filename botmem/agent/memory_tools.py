@@ -10,6 +10,8 @@ from botmem.errors import NotFoundError, ToolError
 from botmem.types import Message
 
 SNIPPET_CHARS = 300
+NEAR_LIMIT = 0.9
+"""Share of its limit from which a growing block reports memory pressure."""
 
 
 @tool(ends_turn=True)
@@ -113,7 +115,9 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (
 )
 
 
-async def _edit(ctx: ToolContext, label: str, change: memory.Change) -> str:
+async def _edit(
+    ctx: ToolContext, label: str, change: memory.Change, near_limit: float = NEAR_LIMIT
+) -> str:
     try:
         edit = await ctx.stores.blocks.edit(ctx.agent_key, label, change, edit_key=ctx.call_key)
     except NotFoundError:
@@ -123,7 +127,29 @@ async def _edit(ctx: ToolContext, label: str, change: memory.Change) -> str:
         ) from None
     if edit.old_value == edit.new_value:
         return f"Block '{label}' unchanged (the edit made no difference)."
-    return f"Block '{label}' updated: now {len(edit.new_value)} characters."
+    size = len(edit.new_value)
+    block = await ctx.stores.blocks.get(ctx.agent_key, label)
+    limit = block.limit if block else 0
+    if size > len(edit.old_value) and limit:  # only growth asks for a consolidation
+        _report_pressure(ctx, label, size, limit, near_limit)
+    if limit and size > limit:
+        return (
+            f"Block '{label}' updated: now {size:,} characters, over its limit of {limit:,}: "
+            "it will be condensed soon; keep new entries short."
+        )
+    return f"Block '{label}' updated: now {size} characters."
+
+
+def _report_pressure(
+    ctx: ToolContext, label: str, size: int, limit: int, near_limit: float
+) -> None:
+    """Tell the scheduler (if any) that a block is filling up: it plans a consolidation."""
+    if ctx.memory_pressure is None:
+        return
+    if size > limit:
+        ctx.memory_pressure(f"block '{label}' over its limit")
+    elif size >= near_limit * limit:
+        ctx.memory_pressure(f"block '{label}' {100 * size // limit}% full")
 
 
 def parse_day(text: str, name: str) -> date:

@@ -13,7 +13,7 @@ from botmem.agent.loop import LoopSettings, StepLoop, Turn
 from botmem.agent.retrieval import Retriever
 from botmem.agent.summarizer import Summarizer
 from botmem.agent.teams import TeamBlocks
-from botmem.agent.tools import Toolset
+from botmem.agent.tools import CheckinPlanner, Toolset
 from botmem.config import Settings
 from botmem.events import InboundMessage
 from botmem.llm.base import LLMClient
@@ -21,6 +21,7 @@ from botmem.stores.base import Stores
 from botmem.types import AgentKey, AgentState, BlockSpec, Message
 
 log = logging.getLogger(__name__)
+TIMEZONE_KEY = "timezone"
 DefaultBlocks = Sequence[tuple[BlockSpec, str | None]]
 
 
@@ -39,13 +40,18 @@ class AgentRunner:
         clock: Callable[[], datetime],
         retriever: Retriever,
         on_stored: Callable[[], None],
+        memory_pressure: Callable[[AgentKey, str], None] | None = None,
+        planner: CheckinPlanner | None = None,
     ):
         self._stores = stores
         self._clock = clock
         self._default_blocks: DefaultBlocks = settings.agent.block_specs()
         self._ready: set[AgentKey] = set()
         self.teams = TeamBlocks(stores.blocks, settings.platforms())
-        context = ContextBuilder(
+        self._memory_pressure = memory_pressure
+        self._every_turns = settings.consolidation.every_turns
+        self._turns: dict[AgentKey, int] = {}  # since the last consolidation request
+        self._context = context = ContextBuilder(
             stores,
             llm,
             Summarizer(llm, settings.context.summary_max_tokens),
@@ -61,7 +67,16 @@ class AgentRunner:
             search_page_size=settings.agent.search_page_size,
         )
         self._loop = StepLoop(
-            stores, llm, tools, context, loop_settings, clock, retriever, on_stored
+            stores,
+            llm,
+            tools,
+            context,
+            loop_settings,
+            clock,
+            retriever,
+            on_stored,
+            memory_pressure,
+            planner,
         )
 
     async def ensure_agent(self, agent_key: AgentKey) -> AgentState:
@@ -81,9 +96,9 @@ class AgentRunner:
 
     async def run_turn(self, inbox_id: int, inbound: InboundMessage) -> str:
         """Run the turn for a stored inbound event (or resume it after a crash)."""
-        await self.ensure_agent(inbound.agent_key)
+        state = await self.ensure_agent(inbound.agent_key)
         await self.teams.attach(inbound.agent_key, inbound.source, inbound.team_id)
-        turn = Turn(inbound.agent_key, inbox_id)
+        turn = Turn(inbound.agent_key, inbox_id, inbound=inbound, timezone=agent_timezone(state))
         turn.messages = await self._stores.history.for_turn(inbound.agent_key, inbox_id)
         if not turn.messages:
             await self._loop.record(turn, _inbound_message(inbound, inbox_id, self._clock()))
@@ -96,7 +111,27 @@ class AgentRunner:
             )
         reply = await self._loop.run(turn)
         await self._stores.agents.touch(inbound.agent_key)
+        self._count_turn(inbound.agent_key)
         return reply
+
+    async def compact(self, agent_key: AgentKey, above: float) -> int:
+        """Proactive summarization of an idle agent (see ContextBuilder.compact)."""
+        return await self._context.compact(agent_key, above, self._clock())
+
+    def _count_turn(self, agent_key: AgentKey) -> None:
+        """Every `every_turns` turns (counted in this process), ask for a consolidation."""
+        if not self._every_turns or self._memory_pressure is None:
+            return
+        count = self._turns.get(agent_key, 0) + 1
+        self._turns[agent_key] = count % self._every_turns
+        if count >= self._every_turns:
+            self._memory_pressure(agent_key, f"{count} turns since the last pass")
+
+
+def agent_timezone(state: AgentState) -> ZoneInfo | None:
+    """The person's own timezone, when one was set for the agent (`/memory timezone`)."""
+    name = state.metadata.get(TIMEZONE_KEY)
+    return ZoneInfo(name) if isinstance(name, str) and name else None
 
 
 def _inbound_message(inbound: InboundMessage, inbox_id: int, now: datetime) -> Message:

@@ -15,12 +15,14 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from botmem.agent.retrieval import Retriever
 from botmem.errors import ToolError
+from botmem.events import InboundMessage
 from botmem.stores.base import Stores
+from botmem.stores.jobs import Job
 
 ToolFn = Callable[..., Awaitable[str]]
 _SIMPLE_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -181,6 +183,22 @@ def _check_type(name: str, value: Any, schema: dict[str, Any]) -> None:
         raise ToolError(f"argument {name} must be one of {schema['enum']}")
 
 
+class CheckinPlanner(Protocol):
+    """The scheduler as check-in tools and commands see it; errors are ToolErrors."""
+
+    async def plan_checkin(
+        self, agent_key: str, when: str, note: str, tz: ZoneInfo, conversation: dict[str, Any]
+    ) -> Job: ...
+
+    async def checkins(self, agent_key: str | None) -> list[Job]:
+        """Active check-ins of one agent (None: of every agent)."""
+        ...
+
+    async def cancel_checkin(self, agent_key: str | None, job_id: int) -> bool:
+        """Cancel one of the agent's check-ins (None: any agent's); False if none such."""
+        ...
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """What a tool may use. `call_key` is unique per tool call and stable across a replay."""
@@ -194,3 +212,9 @@ class ToolContext:
     search_page_size: int = 5
     turn_start_id: int | None = None
     """Id of the current turn's first message: searches look at what came before it."""
+    inbound: InboundMessage | None = None
+    """The event being answered: where a check-in scheduled now will speak."""
+    memory_pressure: Callable[[str], None] | None = None
+    """Tell the scheduler a block is (nearly) full, with the reason: it plans a consolidation."""
+    planner: CheckinPlanner | None = None
+    """Where check-ins are planned (None: no scheduler, e.g. in the CLI)."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from botmem.embeddings.base import Vectors
 from botmem.events import InboundMessage
+from botmem.stores.jobs import JobStore
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
 Clock = Callable[[], datetime]
@@ -33,6 +34,10 @@ class AgentStore(Protocol):
 
     async def touch(self, agent_key: AgentKey) -> None:
         """Set last_active_at to now."""
+        ...
+
+    async def set_metadata(self, agent_key: AgentKey, values: dict[str, Any]) -> None:
+        """Merge `values` into the agent's metadata (a None value removes the key)."""
         ...
 
     async def all(self) -> list[AgentState]: ...
@@ -131,6 +136,12 @@ class HistoryStore(Protocol):
         ...
 
     async def delete_agent(self, agent_key: AgentKey) -> None: ...
+
+
+def merge_metadata(current: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`current` updated with `values`; None removes a key."""
+    merged = {**current, **values}
+    return {key: value for key, value in merged.items() if value is not None}
 
 
 def apply_change(
@@ -285,6 +296,7 @@ class Stores:
     inbox: InboxStore
     archival: ArchivalStore
     vectors: VectorIndex
+    jobs: JobStore
     close: Callable[[], object] | None = None
 
     async def aclose(self) -> None:
@@ -295,7 +307,8 @@ class Stores:
                 await result
 
     async def wipe_agent(self, agent_key: AgentKey) -> None:
-        """Forget everything about one agent (blocks, history, state, queued events)."""
+        """Forget everything about one agent (blocks, history, state, queued events, jobs)."""
+        await self.jobs.delete_agent(agent_key)  # first: nothing wakes the agent mid-wipe
         await self.history.delete_agent(agent_key)
         await self.blocks.delete_agent(agent_key)
         await self.inbox.delete_agent(agent_key)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage
@@ -22,8 +23,10 @@ from botmem.stores.base import (
     Stores,
     VectorIndex,
     apply_change,
+    merge_metadata,
 )
 from botmem.stores.memory_archival import MemoryArchivalStore
+from botmem.stores.memory_jobs import MemoryJobStore
 from botmem.stores.memory_vectors import MemoryVectorIndex
 from botmem.stores.text import CONTEXT_WEIGHT, bm25_scores, contexts, is_said, query_terms, words
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
@@ -71,6 +74,10 @@ class MemoryAgentStore:
 
     async def touch(self, agent_key: AgentKey) -> None:
         self._existing(agent_key).last_active_at = self._clock()
+
+    async def set_metadata(self, agent_key: AgentKey, values: dict[str, Any]) -> None:
+        state = self._existing(agent_key)
+        state.metadata = merge_metadata(state.metadata, values)
 
     async def all(self) -> list[AgentState]:
         return [_copy(self._agents[key]) for key in sorted(self._agents)]
@@ -338,4 +345,5 @@ def memory_stores(clock: Clock | None = None, vectors: VectorIndex | None = None
         inbox=MemoryInboxStore(now),
         archival=MemoryArchivalStore(),
         vectors=vectors if vectors is not None else MemoryVectorIndex(),
+        jobs=MemoryJobStore(now),
     )

@@ -42,7 +42,7 @@ async def test_tool_mistakes_go_back_to_the_model_and_the_turn_goes_on(bot: Bot)
             raw_call("core_memory_append", '{"label": "human", '),
             call("no_such_tool"),
             call("core_memory_append", label="human"),
-            call("core_memory_append", label="human", content="x" * 6000),
+            call("core_memory_append", label="human", content="x" * 11_000),
             reply("done"),
         ]
     )
@@ -55,7 +55,7 @@ async def test_tool_mistakes_go_back_to_the_model_and_the_turn_goes_on(bot: Bot)
     assert "not valid JSON" in results[2]
     assert "no tool named 'no_such_tool'" in results[3]
     assert "missing required argument(s): content" in results[4]
-    assert "over its limit of 5000" in results[5]
+    assert "over twice its limit of 5,000" in results[5]
     assert all(r.startswith("Error: ") for r in results)
     assert "x" not in await bot.block("cy", "human")
 

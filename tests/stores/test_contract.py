@@ -66,6 +66,16 @@ async def test_touch_summary_all_delete(stores: Stores, backend: Backend) -> Non
     assert [s.agent_key for s in await stores.agents.all()] == ["b"]
 
 
+async def test_metadata_is_merged_and_keys_removed(stores: Stores) -> None:
+    await stores.agents.ensure("a")
+    await stores.agents.set_metadata("a", {"timezone": "Europe/Paris", "n": 1})
+    await stores.agents.set_metadata("a", {"n": None, "other": [1, 2]})
+    state = await stores.agents.get("a")
+    assert state is not None and state.metadata == {"timezone": "Europe/Paris", "other": [1, 2]}
+    with pytest.raises(NotFoundError):
+        await stores.agents.set_metadata("nobody", {"x": 1})
+
+
 async def test_updating_a_missing_agent_raises(stores: Stores) -> None:
     with pytest.raises(NotFoundError):
         await stores.agents.touch("nobody")

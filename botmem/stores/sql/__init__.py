@@ -12,6 +12,7 @@ from botmem.stores.sql.blocks import SqlBlockStore
 from botmem.stores.sql.engine import Database, create_engine
 from botmem.stores.sql.history import SqlHistoryStore
 from botmem.stores.sql.inbox import SqlInboxStore
+from botmem.stores.sql.jobs import SqlJobStore
 from botmem.stores.sql.migrations import migrate
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "SqlBlockStore",
     "SqlHistoryStore",
     "SqlInboxStore",
+    "SqlJobStore",
     "open_sql_stores",
 ]
 
@@ -54,5 +56,6 @@ async def open_sql_stores(
         inbox=SqlInboxStore(db, now),
         archival=SqlArchivalStore(db),
         vectors=vectors if vectors is not None else MemoryVectorIndex(),
+        jobs=SqlJobStore(db, now),
         close=engine.dispose,
     )

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botmem.errors import NotFoundError
-from botmem.stores.base import Clock
+from botmem.stores.base import Clock, merge_metadata
 from botmem.stores.sql.engine import Database
 from botmem.stores.sql.schema import agents
 from botmem.types import AgentKey, AgentState
@@ -73,6 +73,19 @@ class SqlAgentStore:
 
     async def touch(self, agent_key: AgentKey) -> None:
         await self._update(agent_key, {"last_active_at": self._clock()})
+
+    async def set_metadata(self, agent_key: AgentKey, values: dict[str, Any]) -> None:
+        async def work(conn: AsyncConnection) -> int:
+            query = select(agents.c.metadata).where(agents.c.agent_key == agent_key)
+            current = (await conn.execute(query.with_for_update())).scalar_one_or_none()
+            if current is None:
+                return 0
+            merged = merge_metadata(current or {}, values)
+            stmt = update(agents).where(agents.c.agent_key == agent_key).values(metadata=merged)
+            return (await conn.execute(stmt)).rowcount
+
+        if await self._db.write(work) == 0:
+            raise NotFoundError(f"no agent {agent_key!r}")
 
     async def _update(self, agent_key: AgentKey, values: dict[str, Any]) -> None:
         async def work(conn: AsyncConnection) -> int:

@@ -197,3 +197,34 @@ passage_tags = Table(
     Column("passage_id", ForeignKey("passages.id", ondelete="CASCADE"), primary_key=True),
     Column("tag", String, primary_key=True),
 )
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("agent_key", String, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("trigger", Text, nullable=False),  # at:<ISO 8601> or cron:<crontab>
+    Column("timezone", String, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("next_run_at", UtcDateTime),
+    Column("last_run_at", UtcDateTime),
+    Index("ix_jobs_status_agent", "status", "agent_key"),
+    sqlite_autoincrement=True,
+)
+
+# The log of runs, which per-day limits count. agent_key and kind are copied from the job so
+# counting needs no join; rows go with the agent (no foreign key to jobs, deleted alongside).
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, nullable=False),
+    Column("agent_key", String, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("run_at", UtcDateTime, nullable=False),
+    Index("ix_job_runs_agent_kind_run", "agent_key", "kind", "run_at"),
+    sqlite_autoincrement=True,
+)
