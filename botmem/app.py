@@ -104,6 +104,7 @@ class App:
             clock,
             self.scheduler,
             consolidator,
+            settings.agent.timezone,
         )
         self._adapters: dict[str, Adapter] = {}
         self._retrying: set[asyncio.Task[None]] = set()

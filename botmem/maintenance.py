@@ -39,7 +39,7 @@ class Maintenance:
         self._settings = settings
         self._clock = clock
         self._checked: dict[AgentKey, datetime] = {}  # agent -> last activity already checked
-        self._requests: set[asyncio.Task[None]] = set()
+        self._requests: set[asyncio.Task[bool]] = set()
         self.scheduler: Scheduler | None = None
 
     async def summarize_idle(self) -> int:

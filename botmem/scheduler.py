@@ -10,13 +10,16 @@ at a time per agent, replayed after a crash), and a job fired twice around a cra
 as a duplicate. Misfires after downtime: a check-in up to `[checkins] max_delay_hours` late is
 sent with a note saying how late it is; later ones are skipped and logged. A repeating job
 runs at most once to catch up (coalesced), then continues from now.
+
+Delays are measured on botmem's clock, so a test's FrozenClock drives schedules: advance it and
+call `run_due()`. A timer that wakes before the clock says the job is due arms itself again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,6 +62,8 @@ class Scheduler:
         self._settings = settings
         self._clock = clock
         self._timer: AsyncIOScheduler | None = None
+        self._running: set[int] = set()  # job ids being run: a timer and run_due never both
+        self._planning: set[AgentKey] = set()  # agents whose consolidation is being planned
 
     async def start(self, maintenance: Callable[[], Awaitable[object]] | None = None) -> None:
         """Catch up on what came due while the bot was down, then arm every active job."""
@@ -130,17 +135,21 @@ class Scheduler:
             return False  # someone else's: as if it did not exist
         return await self.cancel(job_id)
 
-    async def request_consolidation(self, agent_key: AgentKey, reason: str) -> None:
-        """Plan one consolidation pass soon, unless one is planned already."""
-        if not self._settings.consolidation.enabled:
-            return
-        planned = await self._jobs.active(agent_key)
-        if any(job.kind == "consolidate" for job in planned):
-            return
-        due = self._clock() + CONSOLIDATE_DELAY
-        await self.add(
-            Job(agent_key, "consolidate", f"at:{due.isoformat()}", "UTC", due, {"reason": reason})
-        )
+    async def request_consolidation(self, agent_key: AgentKey, reason: str) -> bool:
+        """Plan one consolidation pass soon, unless one is planned already; whether planned."""
+        if not self._settings.consolidation.enabled or agent_key in self._planning:
+            return False
+        self._planning.add(agent_key)  # several edits of one turn ask at once: plan one pass
+        try:
+            planned = await self._jobs.active(agent_key)
+            if any(job.kind == "consolidate" for job in planned):
+                return False
+            due = self._clock() + CONSOLIDATE_DELAY
+            trigger = f"at:{due.isoformat()}"
+            await self.add(Job(agent_key, "consolidate", trigger, "UTC", due, {"reason": reason}))
+            return True
+        finally:
+            self._planning.discard(agent_key)
 
     async def run_due(self) -> int:
         """Run every active job whose time has come; returns how many ran."""
@@ -154,25 +163,34 @@ class Scheduler:
         """The timer callback: run the job if it is still active and due."""
         job = await self._jobs.get(job_id)
         if job is None or job.status != "active" or job.next_run_at is None:
+            return  # cancelled, done or wiped since it was armed
+        if job.next_run_at > self._clock():
+            self._arm(job)  # woke early by botmem's clock
             return
         await self._run(job)
 
     async def _run(self, job: Job) -> None:
         assert job.id is not None and job.next_run_at is not None
+        if job.id in self._running:
+            return
+        self._running.add(job.id)
         now = self._clock()
         due = job.next_run_at
+        ran = True
         try:
             if job.kind == "checkin":
-                await self._checkin(job, due, now)
+                ran = await self._checkin(job, due, now)
             else:
                 await self._consolidate(job.agent_key, str(job.payload.get("reason", "")))
         finally:
             following = next_run(job.trigger, ZoneInfo(job.timezone), max(now, due))
-            await self._jobs.fired(job.id, now, following)
+            await self._jobs.fired(job.id, now, following, ran=ran)
+            self._running.discard(job.id)
             if following is not None:
                 self._arm(job, following)
 
-    async def _checkin(self, job: Job, due: datetime, now: datetime) -> None:
+    async def _checkin(self, job: Job, due: datetime, now: datetime) -> bool:
+        """Wake the agent for a due check-in, unless the policy says no; whether it was sent."""
         policy = self._settings.checkins
         tz = ZoneInfo(job.timezone)
         late = now - due
@@ -189,17 +207,19 @@ class Scheduler:
             why_not = f"already {policy.max_per_day} check-ins today"
         if why_not:
             log.warning("check-in %d for %s skipped: %s", job.id, job.agent_key, why_not)
-            return
+            return False
         await self._submit(checkin_inbound(job, due, now))
-        log.info("check-in %d for %s fired", job.id, job.agent_key)
+        log.info("check-in %d for %s fired (due %s)", job.id, job.agent_key, due.isoformat())
+        return True
 
     def _arm(self, job: Job, at: datetime | None = None) -> None:
         run_at = at or job.next_run_at
         if self._timer is None or job.id is None or run_at is None:
             return
+        delay = max(run_at - self._clock(), timedelta())  # on botmem's clock (tests freeze it)
         self._timer.add_job(
             self._fire,
-            DateTrigger(run_date=run_at),
+            DateTrigger(run_date=datetime.now(UTC) + delay),
             args=(job.id,),
             id=_timer_id(job.id),
             replace_existing=True,
@@ -215,17 +235,21 @@ class Scheduler:
         if consolidation.enabled and consolidation.schedule:
             tz = ZoneInfo(self._settings.agent.timezone)
             self._timer.add_job(
-                self._nightly,
+                self.plan_consolidations,
                 CronTrigger.from_crontab(consolidation.schedule, timezone=tz),
                 id="consolidation",
             )
 
-    async def _nightly(self) -> None:
-        """Plan a consolidation for every agent active since the last scheduled pass."""
+    async def plan_consolidations(self) -> int:
+        """The scheduled pass: plan a consolidation of every agent active in the last day;
+        returns how many were planned."""
         since = self._clock() - timedelta(days=1)
+        planned = 0
         for state in await self._agents.all():
             if state.last_active_at is not None and state.last_active_at >= since:
-                await self.request_consolidation(state.agent_key, "scheduled")
+                planned += await self.request_consolidation(state.agent_key, "scheduled")
+        log.info("scheduled consolidation: %d agent(s) planned", planned)
+        return planned
 
 
 def checkin_inbound(job: Job, due: datetime, now: datetime) -> InboundMessage:

@@ -45,8 +45,11 @@ class JobStore(Protocol):
         """Active jobs (of one agent, or all), by id."""
         ...
 
-    async def fired(self, job_id: int, run_at: datetime, next_run_at: datetime | None) -> None:
-        """Record a run at `run_at`; a job without a next run becomes `done`."""
+    async def fired(
+        self, job_id: int, run_at: datetime, next_run_at: datetime | None, *, ran: bool = True
+    ) -> None:
+        """Record that the job's time passed at `run_at`; a job without a next run becomes
+        `done`. `ran` False: the policy skipped it (not counted by runs_since)."""
         ...
 
     async def cancel(self, job_id: int) -> bool:

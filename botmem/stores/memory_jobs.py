@@ -70,7 +70,9 @@ class MemoryJobStore:
             if job.status == "active" and agent_key in (None, job.agent_key)
         ]
 
-    async def fired(self, job_id: int, run_at: datetime, next_run_at: datetime | None) -> None:
+    async def fired(
+        self, job_id: int, run_at: datetime, next_run_at: datetime | None, *, ran: bool = True
+    ) -> None:
         job = self._jobs.get(job_id)
         if job is None:
             return  # deleted meanwhile (its agent wiped): leave no trace
@@ -82,7 +84,8 @@ class MemoryJobStore:
             next_run_at=_maybe_utc(next_run_at),
             status="done" if finished else job.status,
         )
-        self._runs.append(_Run(job_id, job.agent_key, job.kind, run_at))
+        if ran:
+            self._runs.append(_Run(job_id, job.agent_key, job.kind, run_at))
 
     async def cancel(self, job_id: int) -> bool:
         job = self._jobs.get(job_id)

@@ -130,6 +130,15 @@ async def test_runs_since_counts_per_agent_and_kind(stores: Stores) -> None:
     assert await stores.jobs.runs_since("b", "consolidate", at(0)) == 0
 
 
+async def test_a_skipped_run_moves_the_job_on_but_is_not_counted(stores: Stores) -> None:
+    stored = await stores.jobs.add(job("a", "checkin", minutes=0))
+    assert stored.id is not None
+    await stores.jobs.fired(stored.id, at(1), at(60), ran=False)
+    read = await stores.jobs.get(stored.id)
+    assert read is not None and (read.last_run_at, read.next_run_at) == (at(1), at(60))
+    assert await stores.jobs.runs_since("a", "checkin", at(0)) == 0
+
+
 async def test_delete_agent_removes_jobs_and_runs(stores: Stores) -> None:
     gone = await stores.jobs.add(job("a"))
     kept = await stores.jobs.add(job("b"))

@@ -66,7 +66,9 @@ class SqlJobStore:
         async with self._db.read() as conn:
             return [_job(row) for row in await conn.execute(query)]
 
-    async def fired(self, job_id: int, run_at: datetime, next_run_at: datetime | None) -> None:
+    async def fired(
+        self, job_id: int, run_at: datetime, next_run_at: datetime | None, *, ran: bool = True
+    ) -> None:
         values: dict[str, Any] = {"last_run_at": run_at, "next_run_at": next_run_at}
         if next_run_at is None:
             # Decided inside the UPDATE, so a cancel that raced with the run stays a cancel.
@@ -80,8 +82,8 @@ class SqlJobStore:
 
         async def work(conn: AsyncConnection) -> None:
             job = (await conn.execute(stmt)).first()
-            if job is None:
-                return  # deleted meanwhile (its agent wiped): leave no trace
+            if job is None or not ran:
+                return  # deleted meanwhile (its agent wiped), or skipped: no run to count
             await conn.execute(
                 job_runs.insert().values(
                     job_id=job_id, agent_key=job.agent_key, kind=job.kind, run_at=run_at
