@@ -8,8 +8,9 @@ A due check-in becomes an inbound event of kind "scheduled" with the message id
 ``job:<id>:<due time>``: it goes through the inbox like a user message (stored first, one turn
 at a time per agent, replayed after a crash), and a job fired twice around a crash is dropped
 as a duplicate. Misfires after downtime: a check-in up to `[checkins] max_delay_hours` late is
-sent with a note saying how late it is; later ones are skipped and logged. A repeating job
-runs at most once to catch up (coalesced), then continues from now.
+sent with a note saying how late it is; later ones are skipped and logged. The missed runs of
+a repeating job coalesce into its most recent one (that one is judged by the same rule), then
+it continues on schedule.
 
 Delays are measured on botmem's clock, so a test's FrozenClock drives schedules: advance it and
 call `run_due()`. A timer that wakes before the clock says the job is due arms itself again.
@@ -32,7 +33,7 @@ from botmem.adapter import TurnTask
 from botmem.config import Settings
 from botmem.errors import ToolError
 from botmem.events import InboundMessage
-from botmem.schedules import day_start, next_run, parse_when, within_hours
+from botmem.schedules import day_start, latest_due, next_run, parse_when, within_hours
 from botmem.stores.base import Stores
 from botmem.stores.jobs import Job, JobStore
 from botmem.types import AgentKey
@@ -175,7 +176,7 @@ class Scheduler:
             return
         self._running.add(job.id)
         now = self._clock()
-        due = job.next_run_at
+        due = latest_due(job.trigger, ZoneInfo(job.timezone), job.next_run_at, now)
         ran = True
         try:
             if job.kind == "checkin":

@@ -11,6 +11,8 @@ from apscheduler.triggers.cron import CronTrigger
 from botmem.config import parse_hours
 from botmem.errors import ToolError
 
+MAX_CATCH_UP_STEPS = 100_000
+"""Bound on the missed runs walked through to find the latest (a minutely job, 69 days)."""
 WHEN_HELP = (
     "give an ISO 8601 date and time like 2026-03-14T09:00 (in the person's timezone), or a "
     "5-field crontab for a repeating check-in like '0 9 * * mon' (every Monday at 9:00)"
@@ -52,6 +54,17 @@ def next_run(trigger: str, tz: ZoneInfo, after: datetime) -> datetime | None:
         fire = cron.get_next_fire_time(None, after + timedelta(microseconds=1))
         return None if fire is None else fire
     raise ValueError(f"unknown trigger {trigger!r}")
+
+
+def latest_due(trigger: str, tz: ZoneInfo, due: datetime, now: datetime) -> datetime:
+    """The last time the trigger came due at or before `now`, from `due` on: the missed runs
+    of a repeating job coalesce into the most recent one."""
+    for _ in range(MAX_CATCH_UP_STEPS):
+        following = next_run(trigger, tz, due)
+        if following is None or following > now:
+            return due
+        due = following
+    return due
 
 
 def describe(trigger: str, tz: ZoneInfo) -> str:
