@@ -19,5 +19,5 @@ def make_settings(**sections: dict[str, object]) -> Settings:
 
 async def open_app(settings: Settings, llm: ScriptedLLM, **parts: Any) -> App:
     """An App on in-memory stores with the hash embedder (fast, deterministic)."""
-    parts.setdefault("stores", memory_stores())
+    parts.setdefault("stores", memory_stores(parts.get("clock")))  # one clock for all stamps
     return await App.open(settings, llm=llm, embedder=HashEmbedder(), **parts)

@@ -162,7 +162,9 @@ class ContextBuilder:
         """Summarize an idle agent whose context fills more than `above` of the window, down
         to the target, so its next message does not wait for it; returns messages folded."""
         state, messages, _, fixed = await self._parts(agent_key, now)
-        settings = self._settings.model_copy(update={"trigger": min(above, self._settings.trigger)})
+        trigger = min(above, self._settings.trigger)
+        target = min(above, self._settings.target)  # `above` under the target still folds some
+        settings = self._settings.model_copy(update={"trigger": trigger, "target": target})
         evict = eviction_count(messages, fixed, self._llm.context_window, settings, len(messages))
         if evict and await self._summarize(agent_key, state.summary, messages, evict):
             return evict
