@@ -36,14 +36,20 @@ class ScheduleCommands:
     async def checkins(self, inbound: InboundMessage, args: list[str], admin: bool) -> CommandReply:
         if not args:
             return _listing(await self._planner.checkins(inbound.agent_key), "Your check-ins")
+        platform = f"{inbound.source}:"  # admins see and steer their own platform's agents
         if args == ["all"]:
             if not admin:
                 return CommandReply(REFUSED)
             self._audit(inbound, "listed all check-ins")
-            jobs = await self._planner.checkins(None)
+            jobs = [
+                j for j in await self._planner.checkins(None) if j.agent_key.startswith(platform)
+            ]
             return _listing(jobs, "Check-ins of every agent", owners=True)
         if len(args) == 2 and args[0] == "cancel" and args[1].isdigit():
-            owner = None if admin else inbound.agent_key
+            owner = inbound.agent_key
+            job = await self._stores.jobs.get(int(args[1])) if admin else None
+            if job is not None and job.agent_key.startswith(platform):
+                owner = job.agent_key
             if not await self._planner.cancel_checkin(owner, int(args[1])):
                 return CommandReply(f"There is no check-in {args[1]} of yours to cancel.")
             if admin:
@@ -73,13 +79,16 @@ class ScheduleCommands:
         lines = [f"Consolidations of {target}'s memory (undo with: undo RUN):"]
         for run in runs:
             labels = ", ".join(sorted(run.changes))
-            lines.append(f"{run.run_id} at {run.at:%Y-%m-%d %H:%M}: changed {labels}")
+            undone = " (undone)" if run.undone else ""
+            lines.append(f"{run.run_id} at {run.at:%Y-%m-%d %H:%M}: changed {labels}{undone}")
         return CommandReply("\n".join(lines))
 
     async def undo(self, inbound: InboundMessage, run_id: str, target: AgentKey) -> CommandReply:
         labels = await self._consolidator.undo(target, run_id)
         if not labels:
-            return CommandReply(f"Consolidation {run_id} changed nothing I can undo.")
+            return CommandReply(
+                f"Consolidation {run_id} changed nothing I can undo (unknown, or undone already)."
+            )
         self._audit(inbound, f"undid consolidation {run_id} of {target}")
         return CommandReply(f"Undone: {', '.join(labels)} restored as before {run_id}.")
 

@@ -229,6 +229,17 @@ class ConsolidationSettings(_Section):
     max_messages: int = Field(default=200, ge=10)
     """Most recent messages since the last pass shown to the model."""
 
+    @field_validator("schedule")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        from botmem.crontab import cron_trigger
+
+        if value:
+            cron_trigger(value, ZoneInfo("UTC"))  # its ValueError names the bad field
+        return value
+
 
 class SummarizationSettings(_Section):
     idle_minutes: float = Field(default=30.0, ge=0)

@@ -25,15 +25,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from botmem.adapter import TurnTask
 from botmem.config import Settings
+from botmem.crontab import cron_trigger
 from botmem.errors import ToolError
 from botmem.events import InboundMessage
-from botmem.schedules import day_start, latest_due, next_run, parse_when, within_hours
+from botmem.schedules import (
+    day_start,
+    latest_due,
+    next_run,
+    parse_when,
+    upcoming,
+    within_hours,
+)
 from botmem.stores.base import Stores
 from botmem.stores.jobs import Job, JobStore
 from botmem.types import AgentKey
@@ -43,6 +50,8 @@ Submit = Callable[[InboundMessage], Awaitable[TurnTask | None]]
 Consolidate = Callable[[AgentKey, str], Awaitable[None]]
 Clock = Callable[[], datetime]
 MAX_ACTIVE_CHECKINS = 50
+HOURS_CHECKED_RUNS = 50
+"""A repeating check-in is refused when none of its next this-many runs is in allowed hours."""
 CONSOLIDATE_DELAY = timedelta(minutes=1)
 """A requested consolidation waits this long, so a burst of edits asks for one pass."""
 
@@ -114,9 +123,8 @@ class Scheduler:
                 f"there are already {MAX_ACTIVE_CHECKINS} check-ins planned; cancel some first"
             )
         trigger, first = parse_when(when, tz, self._clock())
-        if trigger.startswith("at:") and not within_hours(
-            first, tz, policy.allowed_hours, policy.quiet_hours
-        ):
+        times = upcoming(trigger, tz, first, HOURS_CHECKED_RUNS)
+        if not any(within_hours(t, tz, policy.allowed_hours, policy.quiet_hours) for t in times):
             raise ToolError(
                 f"check-ins may only be sent within the hours {policy.allowed_hours}"
                 + (f" outside quiet hours {policy.quiet_hours}" if policy.quiet_hours else "")
@@ -237,7 +245,7 @@ class Scheduler:
             tz = ZoneInfo(self._settings.agent.timezone)
             self._timer.add_job(
                 self.plan_consolidations,
-                CronTrigger.from_crontab(consolidation.schedule, timezone=tz),
+                cron_trigger(consolidation.schedule, tz),
                 id="consolidation",
             )
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-
 from botmem.config import parse_hours
+from botmem.crontab import cron_trigger
 from botmem.errors import ToolError
 
 MAX_CATCH_UP_STEPS = 100_000
@@ -48,12 +47,20 @@ def next_run(trigger: str, tz: ZoneInfo, after: datetime) -> datetime | None:
         return at if at > after else None
     if kind == "cron":
         try:
-            cron = CronTrigger.from_crontab(spec, timezone=tz)
+            cron = cron_trigger(spec, tz)
         except ValueError as exc:
             raise ToolError(f"the crontab {spec!r} is not valid ({exc}); {WHEN_HELP}") from None
         fire = cron.get_next_fire_time(None, after + timedelta(microseconds=1))
         return None if fire is None else fire
     raise ValueError(f"unknown trigger {trigger!r}")
+
+
+def upcoming(trigger: str, tz: ZoneInfo, first: datetime, count: int) -> list[datetime]:
+    """`first` and the runs after it, at most `count` in all (one for a one-off)."""
+    times = [first]
+    while len(times) < count and (following := next_run(trigger, tz, times[-1])) is not None:
+        times.append(following)
+    return times
 
 
 def latest_due(trigger: str, tz: ZoneInfo, due: datetime, now: datetime) -> datetime:

@@ -49,13 +49,13 @@ async def list_runs(blocks: BlockStore, agent_key: AgentKey, limit: int) -> list
 async def undo_run(blocks: BlockStore, agent_key: AgentKey, run_id: str) -> list[str]:
     """Put back every block the pass changed as it was before; the labels restored.
 
-    Each restore has its own edit key, so undoing twice changes nothing the second time
-    (even if the block was edited again in between).
+    An undone pass is not undone again (a later edit of the block is kept); each restore has
+    its own edit key as well, so a replayed undo changes nothing either.
     """
     run = next(
         (r for r in await list_runs(blocks, agent_key, SCAN_EDITS) if r.run_id == run_id), None
     )
-    if run is None:
+    if run is None or run.undone:
         return []
     restored = []
     for label, (before, after) in run.changes.items():

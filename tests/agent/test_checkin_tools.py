@@ -99,11 +99,6 @@ async def test_a_crontab_repeats_in_local_time_across_the_dst_change(rig: Rig) -
     assert [m.text for m in rig.chat.sent[-2:]] == ["How was your week?"] * 2
 
 
-@pytest.mark.xfail(
-    reason="schedules.py hands the crontab to APScheduler 3, whose day_of_week 0 is Monday: "
-    "standard crontab '1' (Monday) fires on Tuesday",
-    strict=True,
-)
 @pytest.mark.settings(agent={"timezone": "Europe/Paris"})
 async def test_numeric_weekdays_follow_crontab_where_0_is_sunday(rig: Rig) -> None:
     await rig.plan("ann", "0 9 * * 1", "weekly review")
@@ -158,11 +153,6 @@ async def test_times_outside_the_allowed_hours_or_inside_quiet_hours_are_refused
     assert len(await rig.jobs("ann")) == 2
 
 
-@pytest.mark.xfail(
-    reason="Scheduler.plan_checkin checks the hours only for one-off ('at:') triggers: a "
-    "crontab that only ever fires in quiet hours is accepted and then skipped every time",
-    strict=True,
-)
 @pytest.mark.settings(checkins={"quiet_hours": "22-7"})
 async def test_a_crontab_that_only_fires_in_quiet_hours_is_refused(rig: Rig) -> None:
     result = await rig.plan("ann", "0 3 * * *", "night owl check")
