@@ -8,7 +8,7 @@ from typing import Literal
 import discord
 from discord import app_commands
 
-from adapters.discord_translate import command_text
+from adapters.discord_translate import command_text, schedule_command_text
 
 RunCommand = Callable[[discord.Interaction, str], Awaitable[None]]
 """Answers an interaction with the command text (defers first: Discord allows 3 s)."""
@@ -55,7 +55,43 @@ def memory_group(run: RunCommand) -> app_commands.Group:
     ) -> None:
         await run(interaction, command_text("team", action=action, text=text))
 
+    _schedule_commands(group, run)
     return group
+
+
+def _schedule_commands(group: app_commands.Group, run: RunCommand) -> None:
+    """Check-ins, the person's timezone, and (admins) consolidation history and undo."""
+
+    @group.command(name="checkins", description="The check-ins the bot planned with you")
+    @app_commands.describe(
+        action="list yours, cancel one, or (admins) list all", checkin="The check-in to cancel"
+    )
+    async def checkins(
+        interaction: discord.Interaction,
+        action: Literal["list", "cancel", "all"] = "list",
+        checkin: int | None = None,
+    ) -> None:
+        text = schedule_command_text("checkins", action=action, checkin_id=checkin)
+        await run(interaction, text)
+
+    @group.command(name="timezone", description="Your timezone, for check-ins and dates")
+    @app_commands.describe(zone="Set it, e.g. Europe/Paris")
+    async def timezone(interaction: discord.Interaction, zone: str | None = None) -> None:
+        await run(interaction, command_text("timezone", text=zone))
+
+    @group.command(name="history", description="Admins only: memory consolidations")
+    @app_commands.describe(user="Whose (default: yours)")
+    async def history(interaction: discord.Interaction, user: discord.User | None = None) -> None:
+        await run(interaction, schedule_command_text("history", user_id=_user_id(user)))
+
+    @group.command(name="undo", description="Admins only: undo a memory consolidation")
+    @app_commands.rename(run_id="run")
+    @app_commands.describe(run_id="The consolidation (see /memory history)", user="Whose")
+    async def undo(
+        interaction: discord.Interaction, run_id: str, user: discord.User | None = None
+    ) -> None:
+        text = schedule_command_text("undo", run_id=run_id, user_id=_user_id(user))
+        await run(interaction, text)
 
 
 def _user_id(user: discord.User | discord.Member | None) -> int | None:

@@ -102,6 +102,27 @@ def command_text(
     return " ".join(words)
 
 
+def schedule_command_text(
+    verb: str,
+    *,
+    action: str = "list",
+    checkin_id: int | None = None,
+    run_id: str = "",
+    user_id: int | None = None,
+) -> str:
+    """/memory checkins, history and undo in the core's grammar (``undo RUN discord:42``)."""
+    words = [verb]
+    if verb == "checkins" and action in ("cancel", "all"):
+        words.append(action)
+        if action == "cancel" and checkin_id is not None:
+            words.append(str(checkin_id))
+    if run_id.strip():
+        words.append(run_id.strip())
+    if user_id is not None:
+        words.append(f"{SOURCE}:{user_id}")
+    return " ".join(words)
+
+
 def interaction_to_inbound(
     interaction: discord.Interaction, text: str, settings: DiscordSettings
 ) -> InboundMessage:

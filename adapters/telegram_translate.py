@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "telegram"
 GROUP_CHATS = ("group", "supergroup")
-AGENT_VERBS = ("show", "export", "wipe")
+AGENT_VERBS = ("show", "export", "wipe", "history")
 """Memory commands that take an optional AGENT argument."""
 PUNCTUATION = ",.;:!?"
 GREETING = "Hello!"

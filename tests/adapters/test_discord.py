@@ -223,10 +223,16 @@ async def test_slash_commands_are_synced_globally_without_privileged_intents(
     (memory,) = put.json
     assert memory["name"] == "memory"
     subcommands = {option["name"]: option for option in memory["options"]}
-    assert set(subcommands) == {"help", "show", "export", "wipe", "agents", "team"}
+    assert set(subcommands) == {
+        *("help", "show", "export", "wipe", "agents", "team"),
+        *("checkins", "timezone", "history", "undo"),
+    }
     assert all(option["type"] == 1 for option in subcommands.values())
     team_action = subcommands["team"]["options"][0]
     assert [c["value"] for c in team_action["choices"]] == ["show", "set", "append"]
+    checkins_action = subcommands["checkins"]["options"][0]
+    assert [c["value"] for c in checkins_action["choices"]] == ["list", "cancel", "all"]
+    assert [o["name"] for o in subcommands["undo"]["options"]] == ["run", "user"]
     assert bot.fake.identify is not None
     assert bot.fake.identify["intents"] & PRIVILEGED_INTENTS == 0
 
@@ -273,6 +279,15 @@ async def test_memory_show_lists_the_speaker_s_blocks(start: Start) -> None:
         (followup,) = await bot.command(interaction_create("show"))
     assert followup.json["content"].startswith(f"Memory of discord:{ALICE_ID}:")
     assert "[persona]" in followup.json["content"]
+
+
+async def test_memory_timezone_and_checkins(start: Start) -> None:
+    zone = [{"name": "zone", "type": 3, "value": "Europe/Paris"}]
+    async with start() as bot:
+        (changed,) = await bot.command(interaction_create("timezone", zone))
+        (listed,) = await bot.command(interaction_create("checkins"))
+    assert changed.json["content"] == "Your timezone is now Europe/Paris (it was UTC)."
+    assert listed.json["content"] == "No check-ins planned."
 
 
 async def test_memory_show_of_someone_else_is_refused_for_non_admins(start: Start) -> None:

@@ -16,6 +16,7 @@ from adapters.discord_translate import (
     command_text,
     interaction_to_inbound,
     message_to_inbound,
+    schedule_command_text,
 )
 from botmem.events import InboundMessage
 from botmem.platform_config import DiscordSettings
@@ -151,6 +152,26 @@ def test_manage_server_counts_as_admin_only_when_configured(state: Any) -> None:
     assert bob.extra == {"platform_admin": True}
     assert alice.extra == {"platform_admin": False}
     assert unconfigured.extra == {}
+
+
+@pytest.mark.parametrize(
+    ("verb", "options", "expected"),
+    [
+        ("checkins", {}, "checkins"),
+        ("checkins", {"checkin_id": 3}, "checkins"),
+        ("checkins", {"action": "cancel", "checkin_id": 3}, "checkins cancel 3"),
+        ("checkins", {"action": "cancel"}, "checkins cancel"),
+        ("checkins", {"action": "all"}, "checkins all"),
+        ("history", {}, "history"),
+        ("history", {"user_id": 42}, "history discord:42"),
+        ("undo", {"run_id": " 20260314T030000-abc123 "}, "undo 20260314T030000-abc123"),
+        ("undo", {"run_id": "R1", "user_id": 42}, "undo R1 discord:42"),
+    ],
+)
+def test_schedule_command_text_is_the_core_grammar(
+    verb: str, options: dict[str, Any], expected: str
+) -> None:
+    assert schedule_command_text(verb, **options) == expected
 
 
 @pytest.mark.parametrize(
