@@ -105,7 +105,16 @@ def _setup_logging(level: str, verbose: bool) -> None:
         level=logging.DEBUG if verbose else getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("LiteLLM", "litellm", "httpx", "httpcore", "aiosqlite", "asyncio"):
+    for noisy in (
+        "LiteLLM",
+        "litellm",
+        "httpx",
+        "httpcore",
+        "aiosqlite",
+        "asyncio",
+        "apscheduler",
+        "tzlocal",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from botmem.agent.checkin_tools import checkin_line
 from botmem.agent.consolidation import Consolidator
-from botmem.agent.runner import TIMEZONE_KEY
+from botmem.agent.timezones import TIMEZONE_KEY
 from botmem.agent.tools import CheckinPlanner
 from botmem.commands_reply import REFUSED, CommandReply
 from botmem.events import InboundMessage

@@ -31,7 +31,7 @@ from botmem.agent.consolidation_history import (
 from botmem.agent.memory import render_blocks
 from botmem.agent.memory_tools import core_memory_append, core_memory_replace, memory_rethink
 from botmem.agent.retrieval import Retriever
-from botmem.agent.runner import agent_timezone
+from botmem.agent.timezones import agent_timezone
 from botmem.agent.tools import ToolContext, Toolset
 from botmem.config import ConsolidationSettings
 from botmem.errors import LLMError, NotFoundError, ToolError
@@ -114,7 +114,7 @@ class Consolidator:
         work = _Pass(
             agent_key,
             new_run_id(self._clock()),
-            agent_timezone(state) or self._timezone,
+            agent_timezone(state, self._timezone),
             frozenset(b.label for b in before if b.shared_name),
         )
         stopped: Stopped = "done"

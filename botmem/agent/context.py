@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from botmem.agent.memory import MemoryStats, render_blocks, render_stats
 from botmem.agent.summarizer import Summarizer
+from botmem.agent.timezones import agent_timezone
 from botmem.config import ContextSettings
 from botmem.errors import LLMError
 from botmem.llm.base import LLMClient
@@ -137,7 +139,9 @@ class ContextBuilder:
         settings: ContextSettings,
         instructions: str,
         tools: list[dict[str, Any]],
+        timezone: ZoneInfo,
     ):
+        self._timezone = timezone
         self._stores = stores
         self._llm = llm
         self._summarizer = summarizer
@@ -178,7 +182,8 @@ class ContextBuilder:
         if state is None:
             raise LookupError(f"agent {agent_key} does not exist")
         messages = await self._windows.messages(state)
-        system = await self._system(agent_key, state.summary, state.summary_at, now)
+        local_now = now.astimezone(agent_timezone(state, self._timezone))
+        system = await self._system(agent_key, state.summary, state.summary_at, local_now)
         if self._tools_tokens is None:
             self._tools_tokens = self._llm.count_tokens(
                 [{"role": "system", "content": json.dumps(self._tools)}]

@@ -57,11 +57,18 @@ def render_stats(stats: MemoryStats) -> str:
         stats.last_summary_at.isoformat(timespec="minutes") if stats.last_summary_at else "never"
     )
     return (
-        f"Current time: {stats.now.isoformat(timespec='minutes')}\n"
+        f"Current time: {_local_time(stats.now)}\n"
         f"Messages in recall memory (see conversation_search): {stats.recall_messages}\n"
         f"Passages in archival memory: {archival}\n"
         f"Last summary of older messages: {summary}"
     )
+
+
+def _local_time(now: datetime) -> str:
+    """ "2026-03-14T13:00+01:00 (Europe/Paris)": the person's time, which check-ins use."""
+    zone = getattr(now.tzinfo, "key", None)
+    stamp = now.isoformat(timespec="minutes")
+    return f"{stamp} ({zone})" if zone else stamp
 
 
 def writable(block: Block) -> None:

@@ -13,6 +13,7 @@ from botmem.agent.loop import LoopSettings, StepLoop, Turn
 from botmem.agent.retrieval import Retriever
 from botmem.agent.summarizer import Summarizer
 from botmem.agent.teams import TeamBlocks
+from botmem.agent.timezones import agent_timezone
 from botmem.agent.tools import CheckinPlanner, Toolset
 from botmem.config import Settings
 from botmem.events import InboundMessage
@@ -21,7 +22,6 @@ from botmem.stores.base import Stores
 from botmem.types import AgentKey, AgentState, BlockSpec, Message
 
 log = logging.getLogger(__name__)
-TIMEZONE_KEY = "timezone"
 DefaultBlocks = Sequence[tuple[BlockSpec, str | None]]
 
 
@@ -51,6 +51,7 @@ class AgentRunner:
         self._memory_pressure = memory_pressure
         self._every_turns = settings.consolidation.every_turns
         self._turns: dict[AgentKey, int] = {}  # since the last consolidation request
+        self._timezone = ZoneInfo(settings.agent.timezone)
         self._context = context = ContextBuilder(
             stores,
             llm,
@@ -58,12 +59,13 @@ class AgentRunner:
             settings.context,
             base_instructions(settings.agent.system),
             tools.schemas(),
+            self._timezone,
         )
         loop_settings = LoopSettings(
             max_steps=settings.llm.max_steps,
             max_repeated_calls=settings.agent.max_repeated_calls,
             max_reply_tokens=settings.llm.max_reply_tokens,
-            timezone=ZoneInfo(settings.agent.timezone),
+            timezone=self._timezone,
             search_page_size=settings.agent.search_page_size,
         )
         self._loop = StepLoop(
@@ -98,7 +100,8 @@ class AgentRunner:
         """Run the turn for a stored inbound event (or resume it after a crash)."""
         state = await self.ensure_agent(inbound.agent_key)
         await self.teams.attach(inbound.agent_key, inbound.source, inbound.team_id)
-        turn = Turn(inbound.agent_key, inbox_id, inbound=inbound, timezone=agent_timezone(state))
+        timezone = agent_timezone(state, self._timezone)
+        turn = Turn(inbound.agent_key, inbox_id, inbound=inbound, timezone=timezone)
         turn.messages = await self._stores.history.for_turn(inbound.agent_key, inbox_id)
         if not turn.messages:
             await self._loop.record(turn, _inbound_message(inbound, inbox_id, self._clock()))
@@ -126,12 +129,6 @@ class AgentRunner:
         self._turns[agent_key] = count % self._every_turns
         if count >= self._every_turns:
             self._memory_pressure(agent_key, f"{count} turns since the last pass")
-
-
-def agent_timezone(state: AgentState) -> ZoneInfo | None:
-    """The person's own timezone, when one was set for the agent (`/memory timezone`)."""
-    name = state.metadata.get(TIMEZONE_KEY)
-    return ZoneInfo(name) if isinstance(name, str) and name else None
 
 
 def _inbound_message(inbound: InboundMessage, inbox_id: int, now: datetime) -> Message:

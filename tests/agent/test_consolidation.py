@@ -276,7 +276,7 @@ async def test_runs_list_passes_and_undo_restores_the_blocks_once(rig: Rig) -> N
     (run,) = await consolidator.runs(AGENT)
     assert run.undone
     await rig.app.stores.blocks.edit(AGENT, "human", lambda b: b.value + "\nLater fact")
-    assert await consolidator.undo(AGENT, report.run_id) == ["human"]  # idempotent
+    assert await consolidator.undo(AGENT, report.run_id) == []  # undone already
     assert await rig.block() == HUMAN + "\nLater fact"
     assert await consolidator.undo(AGENT, "no-such-run") == []
 

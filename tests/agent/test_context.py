@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from botmem.agent.context import ContextBuilder, eviction_count, history_for_model
 from botmem.agent.summarizer import Summarizer
@@ -12,6 +13,7 @@ from botmem.stores.memory import memory_stores
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
 from botmem.testing.embeddings import HashEmbedder
 from botmem.types import Message, ToolCall
+from tests.agent.conftest import Bot
 from tests.helpers import make_settings
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -99,7 +101,9 @@ async def _builder_with_history(window: int) -> tuple[ContextBuilder, ScriptedLL
     ]
     await stores.history.append(history)
     settings = ContextSettings(trigger=0.5, target=0.25)
-    builder = ContextBuilder(stores, llm, Summarizer(llm), settings, "Be nice.", [])
+    builder = ContextBuilder(
+        stores, llm, Summarizer(llm), settings, "Be nice.", [], ZoneInfo("UTC")
+    )
     return builder, llm, 10
 
 
@@ -145,3 +149,14 @@ async def test_long_conversation_stays_in_budget_and_evicted_messages_stay_searc
         assert sum(1 for r in llm.requests if r.tools is None) >= 2  # recursive: many summaries
         summary_inputs = [r.messages[1]["content"] for r in llm.requests if r.tools is None]
         assert "Summary of" in summary_inputs[-1]  # the previous summary is folded in
+
+
+async def test_the_prompt_shows_the_time_in_the_persons_timezone(bot: Bot) -> None:
+    bot.llm.extend([reply("Hi."), reply("Hi again.")])
+    await bot.chat.say("ann", "hello")
+    assert (
+        "Current time: " in bot.llm.requests[-1].system and "(UTC)" in bot.llm.requests[-1].system
+    )
+    await bot.stores.agents.set_metadata("fake:ann", {"timezone": "Asia/Tokyo"})
+    await bot.chat.say("ann", "and now?")
+    assert "+09:00 (Asia/Tokyo)" in bot.llm.requests[-1].system
