@@ -59,6 +59,15 @@ class App:
         self.llm = llm
         self.retriever = Retriever(stores, embedder, settings.retrieval)
         self.indexer = Indexer(stores, embedder)
+        self.consolidator = Consolidator(
+            stores,
+            llm,
+            settings.consolidation,
+            clock,
+            self.retriever,
+            ZoneInfo(settings.agent.timezone),
+        )
+        # The scheduler, runner and maintenance call each other: lambdas resolve the cycle.
         self.scheduler = Scheduler(
             stores,
             lambda inbound: self.router.submit(inbound),
@@ -84,18 +93,9 @@ class App:
             self.deliver,
             settings.runtime.max_concurrent_turns,
         )
-        consolidator = Consolidator(
-            stores,
-            llm,
-            settings.consolidation,
-            clock,
-            self.retriever,
-            ZoneInfo(settings.agent.timezone),
-        )
         self.maintenance = Maintenance(
-            stores, self.runner, self.router, consolidator, settings, clock
+            stores, self.runner, self.router, self.consolidator, self.scheduler, settings, clock
         )
-        self.maintenance.scheduler = self.scheduler
         self.commands = Commands(
             stores,
             settings.platforms(),
@@ -103,7 +103,7 @@ class App:
             self.router.wipe,
             clock,
             self.scheduler,
-            consolidator,
+            self.consolidator,
             settings.agent.timezone,
         )
         self._adapters: dict[str, Adapter] = {}

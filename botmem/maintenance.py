@@ -29,6 +29,7 @@ class Maintenance:
         runner: AgentRunner,
         router: Router,
         consolidator: Consolidator,
+        scheduler: Scheduler,
         settings: Settings,
         clock: Callable[[], datetime],
     ):
@@ -39,8 +40,8 @@ class Maintenance:
         self._settings = settings
         self._clock = clock
         self._checked: dict[AgentKey, datetime] = {}  # agent -> last activity already checked
+        self._scheduler = scheduler
         self._requests: set[asyncio.Task[bool]] = set()
-        self.scheduler: Scheduler | None = None
 
     async def summarize_idle(self) -> int:
         """Summarize agents idle long enough whose context is above the configured share."""
@@ -83,8 +84,6 @@ class Maintenance:
 
     def memory_pressure(self, agent_key: AgentKey, reason: str) -> None:
         """Called from a turn (a block filling up, N turns): plan a consolidation soon."""
-        if self.scheduler is None:
-            return
-        task = asyncio.create_task(self.scheduler.request_consolidation(agent_key, reason))
+        task = asyncio.create_task(self._scheduler.request_consolidation(agent_key, reason))
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)

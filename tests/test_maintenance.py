@@ -159,7 +159,7 @@ async def test_a_block_near_its_limit_plans_one_consolidation_that_runs_later(ri
     human = await rig.app.stores.blocks.get("fake:bob", "human")
     assert human is not None and human.value == "Likes x."
     assert await consolidations(rig.app, "fake:bob") == 0
-    runs = await rig.app.commands._schedule._consolidator.runs("fake:bob")  # type: ignore[attr-defined]
+    runs = await rig.app.consolidator.runs("fake:bob")
     assert len(runs) == 1
 
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from botmem.agent import memory
 from botmem.agent.tools import Tool, ToolContext, tool
 from botmem.errors import NotFoundError, ToolError
-from botmem.types import Message
+from botmem.types import Block, Message
 
 SNIPPET_CHARS = 300
 NEAR_LIMIT = 0.9
@@ -118,8 +118,16 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (
 async def _edit(
     ctx: ToolContext, label: str, change: memory.Change, near_limit: float = NEAR_LIMIT
 ) -> str:
+    limits: list[int] = []  # the block's limit, as the edit saw it (spares a read)
+
+    def noting_limit(block: Block) -> str:
+        limits.append(block.limit)
+        return change(block)
+
     try:
-        edit = await ctx.stores.blocks.edit(ctx.agent_key, label, change, edit_key=ctx.call_key)
+        edit = await ctx.stores.blocks.edit(
+            ctx.agent_key, label, noting_limit, edit_key=ctx.call_key
+        )
     except NotFoundError:
         labels = [b.label for b in await ctx.stores.blocks.for_agent(ctx.agent_key)]
         raise ToolError(
@@ -128,8 +136,10 @@ async def _edit(
     if edit.old_value == edit.new_value:
         return f"Block '{label}' unchanged (the edit made no difference)."
     size = len(edit.new_value)
-    block = await ctx.stores.blocks.get(ctx.agent_key, label)
-    limit = block.limit if block else 0
+    if not limits:  # a replayed edit: the store did not call the change again
+        block = await ctx.stores.blocks.get(ctx.agent_key, label)
+        limits.append(block.limit if block else 0)
+    limit = limits[-1]
     if size > len(edit.old_value) and limit:  # only growth asks for a consolidation
         _report_pressure(ctx, label, size, limit, near_limit)
     if limit and size > limit:
