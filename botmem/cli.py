@@ -166,7 +166,7 @@ async def _jobs_list(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await stores.aclose()
     for job in jobs:
-        when = describe(job.trigger, ZoneInfo(job.timezone))
+        when = f"{describe(job.trigger, ZoneInfo(job.timezone))} ({job.timezone})"
         due = job.next_run_at.isoformat() if job.next_run_at else "-"
         note = job.payload.get("note") or job.payload.get("reason") or ""
         print(f"{job.id}\t{job.kind}\t{job.agent_key}\t{when}\tnext {due}\t{note}")

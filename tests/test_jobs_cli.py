@@ -78,11 +78,11 @@ async def test_list_shows_every_active_job_and_filters_by_agent(config: Path) ->
     everything = botmem(config, "list")
     assert everything.returncode == 0, everything.stderr
     assert everything.stdout.splitlines() == [
-        f"{mum}\tcheckin\ttelegram:42\tonce, at 2026-03-15 09:00\tnext 2026-03-15T08:00:00+00:00"
-        "\tremind them to call mum",
-        f"{weekly}\tcheckin\ttelegram:42\trepeating (0 9 * * mon)"
+        f"{mum}\tcheckin\ttelegram:42\tonce, at 2026-03-15 09:00 (Europe/Paris)"
+        "\tnext 2026-03-15T08:00:00+00:00\tremind them to call mum",
+        f"{weekly}\tcheckin\ttelegram:42\trepeating (0 9 * * mon) (Europe/Paris)"
         "\tnext 2026-03-16T08:00:00+00:00\tplan the week",
-        f"{tidy}\tconsolidate\tslack:T1:U9\tonce, at 2026-03-14 12:01"
+        f"{tidy}\tconsolidate\tslack:T1:U9\tonce, at 2026-03-14 12:01 (UTC)"
         "\tnext 2026-03-14T12:01:00+00:00\tscheduled",
     ]
     assert listed_ids(botmem(config, "list", "--agent", "telegram:42")) == [mum, weekly]
