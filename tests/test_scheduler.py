@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from botmem.agent.loop import CHECKIN_DOWN_REPLY
 from botmem.app import App, utc_now
+from botmem.errors import LLMError
 from botmem.stores.jobs import Job
 from botmem.stores.memory_vectors import MemoryVectorIndex
 from botmem.stores.sql import open_sql_stores
@@ -149,6 +151,13 @@ async def test_max_per_day_caps_the_checkins_of_an_agent(rig: Rig) -> None:
     assert sent == [1, 1, 1, 1]  # due four times...
     assert len(rig.adapter.sent) == 2  # ...sent twice
     assert await rig.app.stores.jobs.runs_since(AGENT, "checkin", START) == 2
+
+
+async def test_a_checkin_while_the_model_is_down_says_so_plainly(rig: Rig) -> None:
+    await rig.plan("2026-03-14T14:00")
+    rig.llm.extend([LLMError("model down")] * 10)
+    assert await rig.tick(hours=2) == 1
+    assert [m.text for m in rig.adapter.sent] == [CHECKIN_DOWN_REPLY]
 
 
 async def test_a_cancelled_checkin_never_fires(rig: Rig) -> None:

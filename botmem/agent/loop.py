@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 STUCK_REPLY = "Sorry, I got stuck working on that and had to stop. Could you try asking again?"
 LLM_DOWN_REPLY = "Sorry, I can't reach my language model right now. Please try again in a moment."
+CHECKIN_DOWN_REPLY = (
+    "I planned to check in with you now, but I can't reach my language model at the moment. "
+    "Sorry about that: write to me whenever you like."
+)
+"""The give-up of a check-in: the person did not write, so "try again" would make no sense."""
 SEND_MESSAGE = "send_message"
 
 
@@ -93,7 +98,10 @@ class StepLoop:
                 await self._step(turn)
             except LLMError as exc:
                 log.warning("agent %s: turn %s: %s", turn.agent_key, turn.turn_id, exc)
-                return await self._give_up(turn, LLM_DOWN_REPLY)
+                scheduled = turn.inbound is not None and turn.inbound.kind == "scheduled"
+                return await self._give_up(
+                    turn, CHECKIN_DOWN_REPLY if scheduled else LLM_DOWN_REPLY
+                )
         return reply
 
     async def _step(self, turn: Turn) -> None:
