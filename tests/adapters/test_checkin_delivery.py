@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import discord
 import pytest
-import yarl
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.discord import DiscordAdapter
@@ -260,18 +258,6 @@ async def test_slack_channel_checkin_goes_to_the_thread_it_was_planned_in(
 
 
 # --- Discord --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def discord_fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", server.rest_base)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url)
-    )
-    yield server
-    await server.close()
 
 
 @asynccontextmanager
