@@ -50,6 +50,7 @@ Submit = Callable[[InboundMessage], Awaitable[TurnTask | None]]
 Consolidate = Callable[[AgentKey, str], Awaitable[None]]
 Clock = Callable[[], datetime]
 MAX_ACTIVE_CHECKINS = 50
+MAX_NOTE_CHARS = 2000
 HOURS_CHECKED_RUNS = 50
 """A repeating check-in is refused when none of its next this-many runs is in allowed hours."""
 CONSOLIDATE_DELAY = timedelta(minutes=1)
@@ -118,6 +119,8 @@ class Scheduler:
             raise ToolError("check-ins are switched off on this bot; tell the person")
         if not note.strip():
             raise ToolError("note is empty: say what to do or ask at that time")
+        if len(note) > MAX_NOTE_CHARS:
+            raise ToolError(f"note is {len(note):,} characters; keep it under {MAX_NOTE_CHARS:,}")
         if len(await self.checkins(agent_key)) >= MAX_ACTIVE_CHECKINS:
             raise ToolError(
                 f"there are already {MAX_ACTIVE_CHECKINS} check-ins planned; cancel some first"

@@ -15,7 +15,7 @@ import pytest
 
 from botmem.agent.loop import CHECKIN_DOWN_REPLY
 from botmem.app import App, utc_now
-from botmem.errors import LLMError
+from botmem.errors import LLMError, ToolError
 from botmem.stores.jobs import Job
 from botmem.stores.memory_vectors import MemoryVectorIndex
 from botmem.stores.sql import open_sql_stores
@@ -158,6 +158,12 @@ async def test_a_checkin_while_the_model_is_down_says_so_plainly(rig: Rig) -> No
     rig.llm.extend([LLMError("model down")] * 10)
     assert await rig.tick(hours=2) == 1
     assert [m.text for m in rig.adapter.sent] == [CHECKIN_DOWN_REPLY]
+
+
+async def test_an_oversize_note_is_refused(rig: Rig) -> None:
+    with pytest.raises(ToolError, match="note is 5,000 characters; keep it under 2,000"):
+        await rig.plan("2026-03-14T14:00", "x" * 5000)
+    assert await rig.app.stores.jobs.active() == []
 
 
 async def test_a_cancelled_checkin_never_fires(rig: Rig) -> None:
