@@ -6,6 +6,7 @@ with SQLite on disk and the default offline embedder, as a user's bot would run.
 
     python bench/run.py                        # everything, a few minutes
     python bench/run.py --only latency,startup # some of it
+    python bench/run.py --model hosted_vllm/stub  # litellm's httpx path instead of the openai SDK
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ TARGETS = {
     "rss_mb_1000": ("<=", 300),
     "prompt_tokens_200": ("<=", 6000),
 }
+MODEL = os.environ.get("BOTMEM_BENCH_MODEL", "openai/stub")
 SCENARIOS = ("latency", "framework", "throughput_100", "throughput_1000", "startup", "help")
 
 
@@ -44,7 +46,7 @@ def settings_for(stub_url: str, data_dir: str) -> Any:
 
     return Settings.model_validate(
         {
-            "llm": {"model": "openai/stub", "api_base": stub_url, "max_retries": 0},
+            "llm": {"model": MODEL, "api_base": stub_url, "max_retries": 0},
             "storage": {"data_dir": data_dir},
         }
     )
@@ -138,7 +140,7 @@ def startup(stub_url: str, runs: int = 3) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as data_dir:
             config = Path(data_dir) / "config.toml"
             config.write_text(
-                f'[llm]\nmodel = "openai/stub"\napi_base = "{stub_url}"\n'
+                f'[llm]\nmodel = "{MODEL}"\napi_base = "{stub_url}"\n'
                 f'[storage]\ndata_dir = "{data_dir}"\n'
             )
             start = time.perf_counter()
@@ -224,12 +226,14 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated scenarios: " + ", ".join(SCENARIOS))
+    parser.add_argument("--model", default=MODEL, help="the litellm model string for the stub")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     parser.add_argument("--stub", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario:  # inside a scenario's own process
         print(json.dumps(scenario(args.scenario, args.stub)))
         return
+    os.environ["BOTMEM_BENCH_MODEL"] = args.model  # read by each scenario's process
     names = args.only.split(",") if args.only else list(SCENARIOS)
     stub = subprocess.Popen(
         [sys.executable, str(HERE / "stub_llm.py")], stdout=subprocess.PIPE, text=True
