@@ -290,3 +290,12 @@ def test_importing_the_client_does_not_import_litellm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_openai_compatible_servers_take_litellm_s_httpx_path() -> None:
+    from botmem.llm.litellm_client import wire_model
+
+    local = {"api_base": "http://127.0.0.1:8000/v1"}
+    assert wire_model("openai/llama3", local) == "hosted_vllm/llama3"
+    assert wire_model("openai/gpt-4o-mini", {"api_base": None}) == "openai/gpt-4o-mini"
+    assert wire_model("anthropic/claude-3-5-haiku", local) == "anthropic/claude-3-5-haiku"
