@@ -37,6 +37,7 @@ async def per_message_ms(count: int) -> list[float]:
                 "llm": {"model": "scripted"},
                 "storage": {"data_dir": data_dir},
                 "agent": {"block_limit": 200_000},
+                "limits": {"messages_per_minute": 0, "tokens_per_hour": 0, "tokens_per_day": 0},
             }
         )
         llm = ScriptedLLM(context_window=128_000, responder=_responder)

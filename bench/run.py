@@ -48,6 +48,8 @@ def settings_for(stub_url: str, data_dir: str) -> Any:
         {
             "llm": {"model": MODEL, "api_base": stub_url, "max_retries": 0},
             "storage": {"data_dir": data_dir},
+            # a benchmark is one very busy user: measure turns, not the per-user limits
+            "limits": {"messages_per_minute": 0, "tokens_per_hour": 0, "tokens_per_day": 0},
         }
     )
 

@@ -249,6 +249,15 @@ class SummarizationSettings(_Section):
     check_every_minutes: float = Field(default=5.0, gt=0)
 
 
+class LimitSettings(_Section):
+    messages_per_minute: int = Field(default=20, ge=0)
+    """User messages per agent in any 60 seconds (sliding, in memory); 0: off."""
+    tokens_per_hour: int = Field(default=200_000, ge=0)
+    """LLM tokens (prompt + completion) per agent in the last hour; 0: off."""
+    tokens_per_day: int = Field(default=1_000_000, ge=0)
+    """...and in the last 24 hours; 0: off."""
+
+
 class RuntimeSettings(_Section):
     max_concurrent_turns: int = Field(default=16, ge=1, le=10_000)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
@@ -270,6 +279,7 @@ class Settings(_Section):
     checkins: CheckinSettings = Field(default_factory=CheckinSettings)
     consolidation: ConsolidationSettings = Field(default_factory=ConsolidationSettings)
     summarization: SummarizationSettings = Field(default_factory=SummarizationSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     source: str = Field(default="<defaults>", exclude=True)
 
     def platforms(self) -> dict[str, PlatformSettings]:

@@ -131,7 +131,9 @@ class Router:
             await self._stores.inbox.mark_failed(inbox_id, "too many attempts")
             return None
         try:
-            reply = await self._runner.run_turn(inbox_id, inbound)
+            # Over a limit: a fixed answer, no LLM call (a resumed turn was already let in).
+            refusal = await self._runner.limits.refusal(inbound) if attempts == 1 else None
+            reply = refusal or await self._runner.run_turn(inbox_id, inbound)
         except Exception as exc:  # boundary: one broken turn must not take the bot down
             log.exception("turn %d for %s failed", inbox_id, inbound.agent_key)
             await self._stores.inbox.mark_failed(inbox_id, f"{type(exc).__name__}: {exc}")

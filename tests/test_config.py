@@ -14,6 +14,7 @@ from botmem.config import (
     CheckinSettings,
     ConsolidationSettings,
     ContextSettings,
+    LimitSettings,
     LLMSettings,
     RuntimeSettings,
     Settings,
@@ -40,6 +41,7 @@ def test_the_example_documents_every_setting_and_loads() -> None:
         "checkins": CheckinSettings,
         "consolidation": ConsolidationSettings,
         "summarization": SummarizationSettings,
+        "limits": LimitSettings,
     }
     for name, model in sections.items():
         assert f"[{name}]" in text

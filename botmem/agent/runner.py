@@ -17,6 +17,7 @@ from botmem.agent.timezones import agent_timezone
 from botmem.agent.tools import CheckinPlanner, Toolset
 from botmem.config import Settings
 from botmem.events import InboundMessage
+from botmem.limits import Limits, MeteredLLM
 from botmem.llm.base import LLMClient
 from botmem.stores.base import Stores
 from botmem.types import AgentKey, AgentState, BlockSpec, Message
@@ -45,6 +46,8 @@ class AgentRunner:
     ):
         self._stores = stores
         self._clock = clock
+        self.limits = Limits(settings.limits, stores.agents, clock)
+        llm = MeteredLLM(llm)  # the turn's steps and summaries count toward its token budget
         self._default_blocks: DefaultBlocks = settings.agent.block_specs()
         self._ready: set[AgentKey] = set()
         self.teams = TeamBlocks(stores.blocks, settings.platforms())
@@ -112,14 +115,19 @@ class AgentRunner:
                 inbox_id,
                 len(turn.messages),
             )
-        reply = await self._loop.run(turn)
+        with self.limits.metering() as usage:
+            reply = await self._loop.run(turn)
+        await self.limits.record(inbound.agent_key, usage)
         await self._stores.agents.touch(inbound.agent_key)
         self._count_turn(inbound.agent_key)
         return reply
 
     async def compact(self, agent_key: AgentKey, above: float) -> int:
         """Proactive summarization of an idle agent (see ContextBuilder.compact)."""
-        return await self._context.compact(agent_key, above, self._clock())
+        with self.limits.metering() as usage:
+            evicted = await self._context.compact(agent_key, above, self._clock())
+        await self.limits.record(agent_key, usage)
+        return evicted
 
     def _count_turn(self, agent_key: AgentKey) -> None:
         """Every `every_turns` turns (counted in this process), ask for a consolidation."""

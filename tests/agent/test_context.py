@@ -130,7 +130,9 @@ async def test_prompt_one_token_over_is_summarized_below_the_target() -> None:
 
 
 async def test_long_conversation_stays_in_budget_and_evicted_messages_stay_searchable() -> None:
-    settings = make_settings(context={"trigger": 0.75, "target": 0.5})
+    settings = make_settings(
+        context={"trigger": 0.75, "target": 0.5}, limits={"messages_per_minute": 0}
+    )
     llm = ScriptedLLM(context_window=1500, responder=lambda _m: reply("ok " * 20))
     async with await App.open(
         settings, llm=llm, stores=memory_stores(), embedder=HashEmbedder()
