@@ -17,7 +17,7 @@ from botmem.agent.runner import AgentRunner
 from botmem.commands_reply import CommandReply
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage, OutboundMessage
-from botmem.stores.base import Stores
+from botmem.stores.base import Stores, is_transient
 from botmem.types import AgentKey
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ Deliver = Callable[[OutboundMessage], Awaitable[None]]
 RunCommand = Callable[[InboundMessage], Awaitable[CommandReply]]
 MAX_ATTEMPTS = 3
 """A turn that crashed the process this many times is given up (a poison message)."""
+STORE_RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)
+"""Seconds before a turn runs again after a store failure (locked or full database). After
+the last, it stays pending and runs at the next start; it is never answered with an error."""
+MARK_RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0)
+"""...and before marking a sent reply delivered again (else it would be resent at start)."""
 BUG_REPLY = "Sorry, something went wrong on my side and I could not answer that."
 
 
@@ -119,26 +124,56 @@ class Router:
                 await self._send(OutboundMessage.reply(inbound, reply, inbox_id))
 
     async def _run(self, inbox_id: int, inbound: InboundMessage) -> str | None:
-        """Run the turn; returns the reply to send (None: nothing to send)."""
-        attempts = await self._stores.inbox.start_attempt(inbox_id)
-        if attempts > MAX_ATTEMPTS:
+        """Run the turn; returns the reply to send (None: nothing to send).
+
+        A store failure runs it again after a while (it resumes from its stored steps, and
+        edits carry keys, so nothing is applied twice); any other failure is a bug: the row
+        is marked failed and the person gets a short apology."""
+        attempts: list[int] = []  # counted once per run of the process, not per store retry
+        for delay in (*STORE_RETRY_DELAYS, None):
+            try:
+                return await self._attempt(inbox_id, inbound, attempts)
+            except Exception as exc:  # boundary: one broken turn must not take the bot down
+                if not is_transient(exc):
+                    log.exception("turn %d for %s failed", inbox_id, inbound.agent_key)
+                    await self._stores.inbox.mark_failed(inbox_id, f"{type(exc).__name__}: {exc}")
+                    await self._send(OutboundMessage.reply(inbound, BUG_REPLY, None))
+                    return None
+                if delay is None:
+                    log.error(
+                        "turn %d for %s: the store keeps failing (%s); left for the next start",
+                        inbox_id,
+                        inbound.agent_key,
+                        exc,
+                    )
+                    return None
+                log.warning(
+                    "turn %d for %s: store failure (%s); trying again in %.0f s",
+                    inbox_id,
+                    inbound.agent_key,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)  # the agent's later turns wait: their order holds
+        return None
+
+    async def _attempt(
+        self, inbox_id: int, inbound: InboundMessage, attempts: list[int]
+    ) -> str | None:
+        if not attempts:
+            attempts.append(await self._stores.inbox.start_attempt(inbox_id))
+        if attempts[0] > MAX_ATTEMPTS:
             log.error(
                 "inbound %d for %s failed %d times; giving up",
                 inbox_id,
                 inbound.agent_key,
-                attempts - 1,
+                attempts[0] - 1,
             )
             await self._stores.inbox.mark_failed(inbox_id, "too many attempts")
             return None
-        try:
-            # Over a limit: a fixed answer, no LLM call (a resumed turn was already let in).
-            refusal = await self._runner.limits.refusal(inbound) if attempts == 1 else None
-            reply = refusal or await self._runner.run_turn(inbox_id, inbound)
-        except Exception as exc:  # boundary: one broken turn must not take the bot down
-            log.exception("turn %d for %s failed", inbox_id, inbound.agent_key)
-            await self._stores.inbox.mark_failed(inbox_id, f"{type(exc).__name__}: {exc}")
-            await self._send(OutboundMessage.reply(inbound, BUG_REPLY, None))
-            return None
+        # Over a limit: a fixed answer, no LLM call (a resumed turn was already let in).
+        refusal = await self._runner.limits.refusal(inbound) if attempts[0] == 1 else None
+        reply = refusal or await self._runner.run_turn(inbox_id, inbound)
         await self._stores.inbox.mark_replied(inbox_id, reply)
         return reply
 
@@ -164,8 +199,20 @@ class Router:
             log.exception("sending the reply to %s failed", message.agent_key)
             return
         if message.inbox_id is not None:
-            with suppress(NotFoundError):  # wiped meanwhile
-                await self._stores.inbox.mark_delivered(message.inbox_id)
+            await self._mark_delivered(message.inbox_id)
+
+    async def _mark_delivered(self, inbox_id: int) -> None:
+        for delay in (*MARK_RETRY_DELAYS, None):
+            try:
+                await self._stores.inbox.mark_delivered(inbox_id)
+                return
+            except NotFoundError:  # wiped meanwhile
+                return
+            except Exception as exc:  # boundary: the reply went out; at worst it goes again
+                if not is_transient(exc) or delay is None:
+                    log.error("inbound %d: could not mark its reply delivered: %s", inbox_id, exc)
+                    return
+                await asyncio.sleep(delay)
 
     def busy(self, agent_key: AgentKey) -> bool:
         """Whether a turn of the agent is running or waiting."""

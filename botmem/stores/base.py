@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from botmem.embeddings.base import Vectors
+from botmem.errors import NotFoundError, StoreError
 from botmem.events import InboundMessage
 from botmem.stores.jobs import JobStore
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
@@ -136,6 +137,18 @@ class HistoryStore(Protocol):
         ...
 
     async def delete_agent(self, agent_key: AgentKey) -> None: ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A store failure worth trying again later (a locked or full database, a lost
+    connection), as opposed to a bug or a missing row."""
+    if isinstance(exc, NotFoundError):
+        return False
+    if isinstance(exc, StoreError):
+        return True
+    from sqlalchemy.exc import InterfaceError, OperationalError  # loaded with the SQL stores
+
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def merge_metadata(current: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

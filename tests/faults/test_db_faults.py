@@ -9,13 +9,12 @@ replies. The faults:
 
 What a user of the framework expects: the turn is not lost (it finishes, or runs again later:
 in the running bot or at the next start), and nothing is half-written (every tool call has its
-real result, every edit applied once, one reply). Where botmem falls short today the test is
-marked xfail(strict=True) with what happens instead.
+real result, every edit applied once, one reply). A store failure during a turn runs
+the turn again a little later, in the running bot.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 import time
@@ -29,8 +28,6 @@ from sqlalchemy.exc import OperationalError
 
 from botmem.agent.context import INTERRUPTED
 from botmem.app import App
-from botmem.errors import StoreError
-from botmem.router import BUG_REPLY
 from botmem.stores.memory_vectors import MemoryVectorIndex
 from botmem.stores.sql import engine as sql_engine
 from botmem.stores.sql import open_sql_stores
@@ -121,8 +118,12 @@ class Lock:
         )
         self._seconds = seconds
         self.released = threading.Event()
+        self.taken = False
 
     def take(self) -> None:
+        if self.taken:
+            return  # the turn asked again (retried while locked): the lock is already held
+        self.taken = True
         self._conn.execute("BEGIN EXCLUSIVE")
         threading.Timer(self._seconds, self._release).start()
 
@@ -212,23 +213,19 @@ async def test_a_database_locked_longer_than_botmem_waits_runs_the_turn_again_at
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over the wait (busy_timeout x LOCKED_ATTEMPTS: 5 s x 20 by default, shortened here),
-    the write fails with StoreError; marking the turn failed fails too (still locked), so the
-    row stays pending: no apology, and the next start resumes the turn from its stored steps."""
+    the write fails with StoreError: the router runs the turn again a little later (from its
+    stored steps), once the lock is gone: no apology, one answer, nothing applied twice."""
     pragmas = tuple(p for p in sql_engine._SQLITE_PRAGMAS if "busy_timeout" not in p)
     monkeypatch.setattr(sql_engine, "_SQLITE_PRAGMAS", (*pragmas, "PRAGMA busy_timeout=100"))
     monkeypatch.setattr(sql_engine, "LOCKED_ATTEMPTS", 3)
     llm, lock = lock_at_first_step(tmp_path, 3.0)
     rig = await open_rig(tmp_path, llm)
-    with pytest.raises(StoreError, match="stayed locked"):
-        await rig.chat.say(USER, "I love lapsang souchong")
-    assert rig.chat.sent == []
+    answer = await rig.chat.say(USER, "I love lapsang souchong")
     assert lock.released.wait(10)
     await rig.close()
-    assert read(tmp_path, "SELECT status, attempts FROM inbox") == [("pending", 1)]
-
-    again = await open_rig(tmp_path, ScriptedLLM(responder=model))  # the next start
-    await again.close()
-    assert_whole(tmp_path, [m.text for m in [*rig.chat.sent, *again.chat.sent]])
+    assert answer == ANSWER
+    assert read(tmp_path, "SELECT status, attempts FROM inbox") == [("delivered", 1)]
+    assert_whole(tmp_path, [m.text for m in rig.chat.sent])
 
 
 # --- one write fails ("database or disk is full") ---------------------------------------------
@@ -251,17 +248,9 @@ async def test_a_failed_edit_write_goes_back_to_the_model_which_can_retry_it(
     assert read(tmp_path, "SELECT status FROM inbox") == [("delivered",)]
 
 
-TURN_FAILED = (
-    "a store error during a turn is caught in Router._run (botmem/router.py), which marks "
-    "the inbox row 'failed' (terminal: never replayed) and sends BUG_REPLY; the turn is "
-    "not retried"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=TURN_FAILED)
 async def test_a_failed_write_of_a_step_is_retried_not_lost(tmp_path: Path) -> None:
     """Storing the model's tool-call step fails once: nothing is half-written (the step is
-    simply not stored), but today the turn is given up with an apology."""
+    simply not stored) and the router runs the turn again a second later."""
     rig = await open_rig(tmp_path, ScriptedLLM(responder=model))
     fired = fail_once(rig.app.stores.history, "append", tool_calling, disk_full)
     await rig.chat.say(USER, "I love lapsang souchong")
@@ -272,14 +261,12 @@ async def test_a_failed_write_of_a_step_is_retried_not_lost(tmp_path: Path) -> N
     assert_whole(tmp_path, [m.text for m in [*rig.chat.sent, *again.chat.sent]])
 
 
-@pytest.mark.xfail(strict=True, reason=TURN_FAILED + "; the applied edit's call is left open")
 async def test_a_failed_write_of_a_tool_result_is_retried_and_leaves_no_open_call(
     tmp_path: Path,
 ) -> None:
-    """The edit commits, then storing its result fails once. Today: the row is 'failed', an
-    apology is sent, and the history keeps the assistant's call without a result while the
-    block holds the edit; the next prompt shows that call as "interrupted", inviting the
-    model to apply the edit a second time."""
+    """The edit commits, then storing its result fails once: the turn runs again, the call
+    is made again with the same edit key (the recorded edit comes back, not a second one)
+    and its result is stored."""
     rig = await open_rig(tmp_path, ScriptedLLM(responder=model))
     fired = fail_once(rig.app.stores.history, "append", is_role("tool"), disk_full)
     await rig.chat.say(USER, "I love lapsang souchong")
@@ -290,59 +277,22 @@ async def test_a_failed_write_of_a_tool_result_is_retried_and_leaves_no_open_cal
     assert_whole(tmp_path, [m.text for m in [*rig.chat.sent, *again.chat.sent]])
 
 
-async def test_what_a_failed_tool_result_write_does_today(tmp_path: Path) -> None:
-    """The behaviour the xfail above describes, pinned so that a change is noticed."""
-    rig = await open_rig(tmp_path, ScriptedLLM(responder=model))
-    fail_once(rig.app.stores.history, "append", is_role("tool"), disk_full)
+async def test_a_failed_mark_replied_is_retried_without_a_new_step(tmp_path: Path) -> None:
+    """The reply is stored in the history, marking the row 'replied' fails: the turn runs
+    again, finds its stored reply (no LLM call) and marks and sends it once."""
+    llm = ScriptedLLM(responder=model)
+    rig = await open_rig(tmp_path, llm)
+    fired = fail_once(rig.app.stores.inbox, "mark_replied", lambda *a, **k: True, disk_full)
     await rig.chat.say(USER, "I love lapsang souchong")
     await rig.close()
-    assert [m.text for m in rig.chat.sent] == [BUG_REPLY]
-    ((status, error),) = read(tmp_path, "SELECT status, error FROM inbox")
-    assert status == "failed" and "database or disk is full" in error
-    assert human(tmp_path).count(LINE) == 1  # applied ...
-    assert [m[0] for m in turn_history(tmp_path)] == ["user", "assistant"]  # ... no result
-
-    # Not replayed at the next start; the next message sees the call as interrupted.
-    second = await open_rig(tmp_path, ScriptedLLM(responder=model))
-    assert second.chat.sent == []
-    assert await second.chat.say(USER, "And coffee?") == ANSWER
-    await second.close()
-    prompt = second.llm.tool_requests[0].messages
-    assert any(m["role"] == "tool" and m["content"] == INTERRUPTED for m in prompt)
-    assert human(tmp_path).count(LINE) == 2  # the model (re)did what it was told failed
+    assert fired and len(llm.tool_requests) == 2  # the edit step and the reply, once each
+    assert_whole(tmp_path, [m.text for m in rig.chat.sent])
 
 
-async def test_a_failed_mark_replied_is_resumed_at_the_next_start_without_a_new_step(
-    tmp_path: Path,
-) -> None:
-    """The reply is stored in the history, marking the row 'replied' fails: the exception
-    leaves the turn's task (outside Router._run's try), the row stays pending and nothing is
-    sent until the next start, which finds the stored reply and sends it (no LLM call)."""
-    rig = await open_rig(tmp_path, ScriptedLLM(responder=model))
-    fired = fail_once(rig.app.stores.inbox, "mark_replied", lambda *a, **k: True, disk_full)
-    with pytest.raises(OperationalError):
-        await rig.chat.say(USER, "I love lapsang souchong")
-    await rig.close()
-    assert fired and rig.chat.sent == []
-    assert read(tmp_path, "SELECT status FROM inbox") == [("pending",)]
-
-    llm = ScriptedLLM(responder=model)
-    again = await open_rig(tmp_path, llm)
-    await again.close()
-    assert llm.tool_requests == []
-    assert_whole(tmp_path, [m.text for m in again.chat.sent])
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failed mark_delivered (Router._send, botmem/router.py) leaves the row "
-    "'replied' after the reply went out: the next start sends it again",
-)
 async def test_a_failed_mark_delivered_does_not_send_the_reply_twice(tmp_path: Path) -> None:
     rig = await open_rig(tmp_path, ScriptedLLM(responder=model))
     fired = fail_once(rig.app.stores.inbox, "mark_delivered", lambda *a, **k: True, disk_full)
-    with contextlib.suppress(OperationalError):  # today it escapes the turn's task
-        await rig.chat.say(USER, "I love lapsang souchong")
+    await rig.chat.say(USER, "I love lapsang souchong")
     await rig.close()
     again = await open_rig(tmp_path, ScriptedLLM(responder=model))
     await again.close()
