@@ -46,12 +46,16 @@ def event_to_inbound(
     caller hands only ``addressed`` ones on.
     """
     event = body.get("event") or {}
+    if not isinstance(event, Mapping):
+        return None
     kind = event.get("type")
     if kind not in ("message", "app_mention") or not _from_a_person(event, bot):
         return None
     channel, ts = event.get("channel") or "", event.get("ts") or ""
     text = event.get("text") or ""
-    if not channel or not ts or not text.strip():
+    if not all(isinstance(v, str) for v in (channel, ts, text)) or not (
+        channel and ts and text.strip()
+    ):
         log.debug("Slack %s event without text ignored (%s)", kind, body.get("event_id"))
         return None
     is_direct = kind == "message" and event.get("channel_type") == "im"
@@ -118,16 +122,16 @@ def command_to_inbound(payload: Mapping[str, Any], scope: Scope) -> InboundMessa
 
     Never fails on odd input: the core answers bad arguments with the usage text.
     """
-    team = payload.get("team_id") or ""
-    channel = payload.get("channel_id") or ""
+    team = _string(payload.get("team_id"))
+    channel = _string(payload.get("channel_id"))
     is_direct = payload.get("channel_name") == "directmessage" or channel.startswith("D")
     inbound = InboundMessage(
         source=SOURCE,
         message_id=f"cmd:{payload.get('trigger_id') or _fallback_id(payload)}",
         agent_key="",
-        text=command_arguments(payload.get("text") or "", team),
-        user_id=f"{team}:{payload.get('user_id') or ''}",
-        user_name=payload.get("user_name") or "",
+        text=command_arguments(_string(payload.get("text")), team),
+        user_id=f"{team}:{_string(payload.get('user_id'))}",
+        user_name=_string(payload.get("user_name")),
         channel_id=channel,
         team_id="" if is_direct else team,
         kind="command",
@@ -140,6 +144,11 @@ def command_arguments(text: str, team: str) -> str:
     """The core's command grammar: a user mention becomes the agent id ``slack:T1:U2``."""
     text = _USER_MENTION.sub(lambda m: f"{SOURCE}:{team}:{m.group(1)}", text)
     return unescape(text).strip() or "help"
+
+
+def _string(value: Any) -> str:
+    """A payload field that should be text ("" when missing or of another type)."""
+    return value if isinstance(value, str) else ""
 
 
 def _fallback_id(payload: Mapping[str, Any]) -> str:

@@ -221,7 +221,8 @@ def _names_bot(text: str, entity: MessageEntity, bot: BotIdentity) -> bool:
 
 def _entity_text(text: str, entity: MessageEntity) -> str:
     units = text.encode("utf-16-le")
-    return units[2 * entity.offset : 2 * (entity.offset + entity.length)].decode("utf-16-le")
+    span = units[2 * entity.offset : 2 * (entity.offset + entity.length)]
+    return span.decode("utf-16-le", "replace")  # an offset inside a character: not a crash
 
 
 def _splice(text: str, edits: dict[MessageEntity, str]) -> str:

@@ -114,6 +114,7 @@ def _setup_logging(level: str, verbose: bool) -> None:
         "asyncio",
         "apscheduler",
         "tzlocal",
+        "telegram",  # logs its Bot API URL, which holds the bot token, at DEBUG
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from botmem.agent.consolidation import Consolidator
@@ -26,6 +27,7 @@ from botmem.platform_config import PlatformSettings
 from botmem.routing import TEAM_LABEL, is_private_agent, platform_user
 from botmem.stores.base import Stores
 from botmem.types import AgentKey, Block
+from botmem.unicode import scrub
 
 log = logging.getLogger(__name__)
 CONFIRM_WINDOW = timedelta(minutes=5)
@@ -73,6 +75,7 @@ class Commands:
         )
 
     async def run(self, inbound: InboundMessage) -> CommandReply:
+        inbound = replace(inbound, text=scrub(inbound.text))  # what the stores can hold
         words = inbound.text.split()
         verb, args = (words[0].lower(), words[1:]) if words else ("help", [])
         if verb in ("show", "export", "wipe"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,7 +46,7 @@ class ScheduleCommands:
                 j for j in await self._planner.checkins(None) if j.agent_key.startswith(platform)
             ]
             return _listing(jobs, "Check-ins of every agent", owners=True)
-        if len(args) == 2 and args[0] == "cancel" and args[1].isdigit():
+        if len(args) == 2 and args[0] == "cancel" and re.fullmatch(r"[0-9]{1,9}", args[1]):
             owner = inbound.agent_key
             job = await self._stores.jobs.get(int(args[1])) if admin else None
             if job is not None and job.agent_key.startswith(platform):
@@ -55,6 +56,8 @@ class ScheduleCommands:
             if admin:
                 self._audit(inbound, f"cancelled check-in {args[1]}")
             return CommandReply(f"Check-in {args[1]} cancelled.")
+        if len(args) == 2 and args[0] == "cancel" and args[1].isdigit():  # "²", 20 digits
+            return CommandReply(f"There is no check-in {args[1][:20]!r} of yours to cancel.")
         return CommandReply("Usage: checkins | checkins cancel ID | checkins all (admins)")
 
     async def timezone(self, inbound: InboundMessage, args: list[str]) -> CommandReply:

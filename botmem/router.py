@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import replace
 
 from botmem.adapter import TurnTask
 from botmem.agent.runner import AgentRunner
@@ -19,6 +20,7 @@ from botmem.errors import NotFoundError
 from botmem.events import InboundMessage, OutboundMessage
 from botmem.stores.base import Stores, is_transient
 from botmem.types import AgentKey
+from botmem.unicode import scrub
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class Router:
 
     async def submit(self, inbound: InboundMessage) -> TurnTask | None:
         """Store the event, then schedule its turn. A duplicate is dropped (returns None)."""
+        inbound = replace(inbound, text=scrub(inbound.text), user_name=scrub(inbound.user_name))
         inbox_id = await self._stores.inbox.add(inbound)
         if inbox_id is None:
             log.info(

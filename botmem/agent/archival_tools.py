@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
-from botmem.agent.memory_tools import parse_day
+from botmem.agent.memory_tools import day_after, parse_day
 from botmem.agent.tools import ToolContext, tool
 from botmem.errors import ToolError
 from botmem.stores.base import Passage
@@ -63,7 +63,7 @@ async def archival_memory_search(
         start = datetime.combine(parse_day(start_date, "start_date"), time.min, ctx.timezone)
     if end_date:
         last = parse_day(end_date, "end_date")
-        end = datetime.combine(last + timedelta(days=1), time.min, ctx.timezone)
+        end = datetime.combine(day_after(last), time.min, ctx.timezone)
     if start and end and end <= start:
         raise ToolError(f"end_date {end_date} is before start_date {start_date}")
     size = ctx.search_page_size

@@ -97,7 +97,7 @@ async def conversation_search_date(
     if last < first:
         raise ToolError(f"end_date {end_date} is before start_date {start_date}")
     start = datetime.combine(first, time.min, ctx.timezone)
-    end = datetime.combine(last + timedelta(days=1), time.min, ctx.timezone)
+    end = datetime.combine(day_after(last), time.min, ctx.timezone)
     size = ctx.search_page_size
     found = await ctx.stores.history.between(
         ctx.agent_key, start, end, limit=size + 1, offset=_offset(page, size)
@@ -160,6 +160,11 @@ def _report_pressure(
         ctx.memory_pressure(f"block '{label}' over its limit")
     elif size >= near_limit * limit:
         ctx.memory_pressure(f"block '{label}' {100 * size // limit}% full")
+
+
+def day_after(day: date) -> date:
+    """The next day; the last day there is stays itself (searches end there anyway)."""
+    return day if day == date.max else day + timedelta(days=1)
 
 
 def parse_day(text: str, name: str) -> date:

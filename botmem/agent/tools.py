@@ -23,8 +23,11 @@ from botmem.errors import ToolError
 from botmem.events import InboundMessage
 from botmem.stores.base import Stores
 from botmem.stores.jobs import Job
+from botmem.unicode import scrub_json
 
 ToolFn = Callable[..., Awaitable[str]]
+MAX_INTEGER = 2**31 - 1
+"""Integer arguments (pages, ids) beyond this are refused: no database takes every integer."""
 _SIMPLE_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
@@ -57,6 +60,7 @@ class Tool:
             ) from None
         if not isinstance(args, dict):
             raise ToolError("arguments must be a JSON object")
+        args = scrub_json(args)
         props = self.parameters["properties"]
         unknown = sorted(set(args) - set(props))
         if unknown:
@@ -179,6 +183,13 @@ def _check_type(name: str, value: Any, schema: dict[str, Any]) -> None:
         return
     if not checks[expected](value):
         raise ToolError(f"argument {name} must be a {expected}, got {json.dumps(value)[:60]}")
+    if expected == "integer" and abs(value) > MAX_INTEGER:
+        raise ToolError(f"argument {name} must be between {-MAX_INTEGER:,} and {MAX_INTEGER:,}")
+    if expected == "array":
+        for index, item in enumerate(value):
+            if item is None:
+                raise ToolError(f"argument {name}[{index}] must not be null")
+            _check_type(f"{name}[{index}]", item, schema.get("items", {}))
     if "enum" in schema and value not in schema["enum"]:
         raise ToolError(f"argument {name} must be one of {schema['enum']}")
 

@@ -12,8 +12,8 @@
   exception.
 
 The stores are SQLite (the default backend): it is stricter than the in-memory stores about
-what it accepts (integer sizes, encodable text). Inputs that hit a known bug are pinned by the
-xfail tests at the end and kept out of the fuzzing, so the fuzzing still covers the rest.
+what it accepts (integer sizes, encodable text). Inputs that once hit a bug (now fixed) are pinned
+by the tests at the end.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ DATES = st.one_of(
 
 def unencodable(text: str) -> bool:
     """A lone surrogate: not valid UTF-8, so no database or platform can take it (see the
-    xfail tests below)."""
+    tests below)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -609,11 +609,6 @@ def call_tool(bot: Bot, name: str, arguments: dict[str, Any]) -> str:
         return f"Error: {exc}"
 
 
-@pytest.mark.xfail(
-    reason="archival_tools._tags calls .strip() on each tag: tags=[null] or [1] raises "
-    "AttributeError (tools._check_type does not check array items)",
-    strict=True,
-)
 @pytest.mark.parametrize("name", ["archival_memory_insert", "archival_memory_search"])
 @pytest.mark.parametrize("tags", [[None], [1], [["x"]]])
 def test_tags_that_are_not_strings_are_a_tool_error(bot: Bot, name: str, tags: list[Any]) -> None:
@@ -621,11 +616,6 @@ def test_tags_that_are_not_strings_are_a_tool_error(bot: Bot, name: str, tags: l
     assert call_tool(bot, name, {key: "bees", "tags": tags}).startswith("Error:")
 
 
-@pytest.mark.xfail(
-    reason="date(9999, 12, 31) + timedelta(days=1) raises OverflowError "
-    "(memory_tools.conversation_search_date, archival_tools.archival_memory_search)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("name", "arguments"),
     [
@@ -639,11 +629,6 @@ def test_an_end_date_at_the_end_of_time_is_answered(
     assert call_tool(bot, name, arguments)
 
 
-@pytest.mark.xfail(
-    reason="integers past SQLite's 64 bits reach the database unchecked: OverflowError "
-    "(a page past 2**63 / page size as OFFSET, a checkin_id as a key)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("name", "arguments"),
     [
@@ -656,11 +641,6 @@ def test_a_huge_number_is_answered(bot: Bot, name: str, arguments: dict[str, Any
     assert call_tool(bot, name, arguments)
 
 
-@pytest.mark.xfail(
-    reason="SQLite refuses text with a lone surrogate (UnicodeEncodeError); JSON from the "
-    "model may hold one (\\ud800), and the tools store it as is",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("name", "arguments"),
     [
@@ -674,11 +654,6 @@ def test_a_lone_surrogate_from_the_model_is_stored_or_refused(
     assert call_tool(bot, name, arguments)
 
 
-@pytest.mark.xfail(
-    reason="a user message with a lone surrogate fails its turn: SqlHistoryStore.append "
-    "raises UnicodeEncodeError, the person gets BUG_REPLY",
-    strict=True,
-)
 def test_a_lone_surrogate_in_a_user_message_is_answered(
     bot: Bot, errors: Callable[[], list[str]]
 ) -> None:
@@ -686,11 +661,6 @@ def test_a_lone_surrogate_in_a_user_message_is_answered(
     assert not errors()
 
 
-@pytest.mark.xfail(
-    reason="commands_schedule.checkins: str.isdigit() accepts '²' and huge numbers; "
-    "int('²') raises ValueError, a number past 2**63 OverflowError in SQLite",
-    strict=True,
-)
 @pytest.mark.parametrize("number", ["²", "99999999999999999999"])
 @pytest.mark.parametrize("admin", [False, True])
 def test_checkins_cancel_with_an_odd_number_is_answered(
@@ -701,22 +671,12 @@ def test_checkins_cancel_with_an_odd_number_is_answered(
     assert "no check-in" in answer.text
 
 
-@pytest.mark.xfail(
-    reason="telegram_translate._entity_text decodes UTF-16 strictly: an entity whose offset "
-    "falls inside a surrogate pair raises UnicodeDecodeError",
-    strict=True,
-)
 def test_an_entity_that_splits_a_character_is_tolerated() -> None:
     data = copy.deepcopy(TELEGRAM["group_mention"])
     data["message"]["entities"][0]["offset"] = 1  # inside the rocket emoji
     to_inbound(Update.de_json(data, None), TELEGRAM_BOT, "user")
 
 
-@pytest.mark.xfail(
-    reason="slack_translate.event_to_inbound assumes types: event=true, event=[...] or text=5 "
-    "raise AttributeError/TypeError instead of being ignored",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "change",
     [{"event": True}, {"event.text": 5}, {"event": ["message"]}],
@@ -733,11 +693,6 @@ def test_slack_wrong_types_are_ignored(change: dict[str, Any]) -> None:
     assert got is None or got.source == "slack"
 
 
-@pytest.mark.xfail(
-    reason="slack_translate.command_to_inbound ('never fails on odd input') calls "
-    "channel.startswith and re.sub on channel_id and text without checking they are strings",
-    strict=True,
-)
 @pytest.mark.parametrize("key", ["channel_id", "text"])
 def test_slack_command_wrong_types_are_tolerated(key: str) -> None:
     payload = copy.deepcopy(SLACK_COMMANDS["slash_command"])

@@ -215,17 +215,7 @@ def write_config(tmp_path: Path, llm_url: str, telegram_url: str) -> Path:
     return config
 
 
-TOKEN_IN_DEBUG_LOG = pytest.mark.xfail(
-    reason="botmem run -v prints the Telegram bot token: python-telegram-bot logs "
-    "'Set Bot API URL: <base_url><token>' at DEBUG on telegram.ext.ExtBot, and "
-    "botmem/cli.py _setup_logging does not quiet or redact the telegram logger",
-    strict=True,
-)
-
-
-@pytest.mark.parametrize(
-    "verbose", [pytest.param(True, marks=TOKEN_IN_DEBUG_LOG), False], ids=["debug", "info"]
-)
+@pytest.mark.parametrize("verbose", [True, False], ids=["debug", "info"])
 async def test_botmem_run_output_holds_no_secret(
     fakes: tuple[FakeOpenAIServer, FakeTelegram],
     secret_values: Secrets,
