@@ -1,8 +1,12 @@
 """Telegram adapter (python-telegram-bot v22): long polling, or a webhook with a secret token.
 
-PTB's Application is driven by hand (initialize, updater, start; the reverse to stop) rather
-than by `run_polling`, which would own the event loop and the signals. Updates are processed
-concurrently: botmem serializes the turns of one agent itself.
+An update is confirmed to Telegram only once botmem stored it: long polling is botmem's own
+(adapters/telegram_poll.py; PTB's Updater confirms updates before they are handled), and the
+webhook answers 200 only after the inbox write (PTB's webhook server puts each update into a
+queue whose `put` stores it; a failure answers 500 and Telegram sends the update again).
+PTB's Application only provides the bot and the webhook server: it is initialized and shut
+down by hand, never started. Updates are handled concurrently: botmem serializes the turns of
+one agent itself.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from urllib.parse import urlparse
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder
 
+from adapters.telegram_poll import Accept, Poller
 from adapters.telegram_send import TelegramSender
 from adapters.telegram_translate import BotIdentity, to_inbound
 from botmem.adapter import Capabilities, InboundHandler, keep_typing
@@ -46,8 +51,15 @@ class TelegramAdapter:
     def __init__(self, settings: TelegramSettings, token: str, *, webhook_secret: str = ""):
         self._settings = settings
         self._webhook_secret = webhook_secret
-        self._app = build_application(settings, token)
-        self._app.add_handler(TypeHandler(Update, self._on_update))
+        self._queue = StoringQueue()
+        self._app = build_application(settings, token, self._queue)
+        self._queue.accept = self._accept
+        self._poller = Poller(
+            self._app.bot,
+            self._accept,
+            timeout=settings.poll_timeout,
+            allowed_updates=ALLOWED_UPDATES,
+        )
         self._sender = TelegramSender(self._app.bot, self.capabilities.max_message_chars)
         self._handle: InboundHandler | None = None
         self._me = BotIdentity(0, "")
@@ -63,8 +75,7 @@ class TelegramAdapter:
             self._me = BotIdentity(self._app.bot.id, self._app.bot.username)
             self._sender.bot_username = self._me.username
             await self._register_commands()
-            await self._start_updater()
-            await self._app.start()
+            await self._start_receiving()
         except BaseException:
             await self.stop()
             raise
@@ -73,10 +84,9 @@ class TelegramAdapter:
     async def stop(self) -> None:
         updater = self._app.updater
         try:
+            await self._poller.stop()
             if updater is not None and updater.running:
                 await updater.stop()
-            if self._app.running:
-                await self._app.stop()
             await self._app.shutdown()
         finally:
             for task in list(self._background):
@@ -89,11 +99,11 @@ class TelegramAdapter:
     async def send(self, message: OutboundMessage) -> None:
         await self._sender.send(message)
 
-    async def _start_updater(self) -> None:
-        updater = self._app.updater
-        assert updater is not None  # built with one
+    async def _start_receiving(self) -> None:
         settings = self._settings
         if settings.mode == "webhook":
+            updater = self._app.updater
+            assert updater is not None  # built with one
             if not self._webhook_secret:
                 log.warning("Telegram webhook without a secret token: anyone may post updates")
             await updater.start_webhook(
@@ -106,12 +116,7 @@ class TelegramAdapter:
                 drop_pending_updates=False,
             )
             return
-        await updater.start_polling(
-            timeout=settings.poll_timeout,
-            allowed_updates=ALLOWED_UPDATES,
-            drop_pending_updates=False,
-            error_callback=_log_polling_error,
-        )
+        await self._poller.start()
 
     async def _register_commands(self) -> None:
         """The command menu in Telegram's clients; cosmetic, so a failure only costs that."""
@@ -120,19 +125,30 @@ class TelegramAdapter:
         except TelegramError as exc:
             log.warning("could not register the Telegram command list: %s", exc)
 
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _accept(self, update: Update) -> None:
+        """Hand one update to botmem; returns once it is stored (or needs no storing).
+
+        Raises when storing failed, so that the update is not confirmed to Telegram and
+        comes again. An update botmem cannot read is logged and skipped: asking for it
+        again would not help.
+        """
         try:
             inbound = to_inbound(update, self._me, self._settings.scope)
             if inbound is None or not addressed(inbound):
                 return
             inbound = await self._with_platform_admin(inbound)
-            assert self._handle is not None  # set before the updater starts
-            task = await self._handle(inbound)
-            if task is not None and inbound.kind == "user":  # commands answer at once
-                chat_id, thread_id = inbound.channel_id, inbound.thread_id
-                self._spawn(keep_typing(task, lambda: self._sender.typing(chat_id, thread_id)))
         except Exception:  # boundary: an SDK callback; one bad update must not stop the bot
-            log.exception("Telegram update %s could not be handled", update.update_id)
+            log.exception("Telegram update %s could not be read", update.update_id)
+            return
+        assert self._handle is not None  # set before updates are received
+        try:
+            task = await self._handle(inbound)
+        except Exception:  # boundary: logged here, raised for the caller not to confirm
+            log.exception("Telegram update %s could not be stored", update.update_id)
+            raise
+        if task is not None and inbound.kind == "user":  # commands answer at once
+            chat_id, thread_id = inbound.channel_id, inbound.thread_id
+            self._spawn(keep_typing(task, lambda: self._sender.typing(chat_id, thread_id)))
 
     async def _with_platform_admin(self, inbound: InboundMessage) -> InboundMessage:
         """Mark a group command from a chat administrator (when configured to trust them)."""
@@ -170,12 +186,32 @@ class TelegramAdapter:
         task.add_done_callback(self._background.discard)
 
 
-def build_application(settings: TelegramSettings, token: str) -> TelegramApp:
+class StoringQueue(asyncio.Queue[object]):
+    """The update queue of PTB's webhook server: `put` returns once the update is stored.
+
+    So the webhook answers 200 only after the inbox write; when `accept` raises, the server
+    answers 500 and Telegram retries. Anything else (PTB's stop signal) is queued as usual.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accept: Accept | None = None
+
+    async def put(self, item: object) -> None:
+        if isinstance(item, Update) and self.accept is not None:
+            await self.accept(item)
+            return
+        await super().put(item)
+
+
+def build_application(
+    settings: TelegramSettings, token: str, update_queue: asyncio.Queue[object]
+) -> TelegramApp:
     builder = ApplicationBuilder().token(token).base_url(settings.base_url)
     file_url = file_url_for(settings.base_url)
     if file_url:
         builder = builder.base_file_url(file_url)
-    return builder.concurrent_updates(True).build()
+    return builder.update_queue(update_queue).build()
 
 
 def file_url_for(base_url: str) -> str:
@@ -187,8 +223,3 @@ def file_url_for(base_url: str) -> str:
 def webhook_path(webhook_url: str) -> str:
     """The path Telegram posts to, served as is (a proxy forwards the public URL here)."""
     return urlparse(webhook_url).path.lstrip("/")
-
-
-def _log_polling_error(exc: TelegramError) -> None:
-    """PTB retries the poll with backoff; a network hiccup is worth a line, not a traceback."""
-    log.warning("Telegram polling failed, retrying: %s", exc)

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from botmem.router import BUG_REPLY
 from botmem.testing.openai_server import FakeOpenAIServer, Reply, delayed, text, tool_call
 from tests.adapters.fake_telegram import Call, FakeTelegram, message_update, user
@@ -280,12 +278,6 @@ class AckWatchingTelegram(FakeTelegram):
         return await super()._get_updates(params)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python-telegram-bot's polling confirms updates (next getUpdates offset) as soon "
-    "as they are queued, before botmem stored them in the inbox: a crash in between loses "
-    "them (adapters/telegram.py long polling)",
-)
 async def test_sigkill_right_after_telegram_updates_are_confirmed_loses_none(
     tmp_path: Path,
 ) -> None:

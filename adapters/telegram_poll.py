@@ -1,0 +1,153 @@
+"""Telegram long polling that confirms an update only after botmem stored it.
+
+Telegram forgets every update below the `offset` of the next getUpdates call. PTB's Updater
+moves the offset as soon as a batch is queued, before any handler ran, so a crash right then
+loses the batch. Here the offset moves past an update only once `accept` returned for it and
+for every update before it; an update that could not be stored is asked for again (the
+updates after it as well: the inbox drops those it already has).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from telegram import Bot, Update
+from telegram.error import InvalidToken, RetryAfter, TelegramError, TimedOut
+
+from adapters.telegram_send import retry_seconds
+
+log = logging.getLogger(__name__)
+
+Accept = Callable[[Update], Coroutine[Any, Any, None]]
+"""Returns once the update is stored (or needs no storing); raises when storing failed."""
+MAX_BACKOFF = 30.0
+T = TypeVar("T")
+
+
+class Poller:
+    def __init__(
+        self, bot: Bot, accept: Accept, *, timeout: int, allowed_updates: Sequence[str]
+    ) -> None:
+        self._bot = bot
+        self._accept = accept
+        self._timeout = timeout
+        self._allowed_updates = allowed_updates
+        self._offset: int | None = None
+        """The next getUpdates offset: one past the last update stored."""
+        self._confirmed: int | None = None
+        """The offset Telegram was last sent."""
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """No webhook may be set while polling; pending updates are kept."""
+        await self._bot.delete_webhook(drop_pending_updates=False)
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="telegram-polling")
+
+    async def stop(self) -> None:
+        """Stop polling once the batch in hand is stored, then confirm it to Telegram."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await task
+        finally:
+            await self._confirm()
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        while not self._stopping.is_set():
+            try:
+                updates = await self._unless_stopped(self._poll(self._timeout))
+            except TimedOut:
+                continue  # a long poll the network gave up on: ask again at once
+            except RetryAfter as exc:
+                delay = retry_seconds(exc) + 0.5
+                log.warning("Telegram flood control on polling: waiting %.1f s", delay)
+                await self._pause(delay)
+                continue
+            except InvalidToken:
+                log.error("Telegram refused the bot token: polling stopped")
+                return
+            except TelegramError as exc:
+                backoff = _longer(backoff)
+                log.warning("Telegram polling failed, retrying in %.1f s: %s", backoff, exc)
+                await self._pause(backoff)
+                continue
+            except Exception:  # boundary: what Telegram sent could not be read; ask again
+                backoff = _longer(backoff)
+                log.exception("Telegram updates could not be read, retrying in %.1f s", backoff)
+                await self._pause(backoff)
+                continue
+            if updates is None:
+                return  # stopped while waiting
+            if await self._store(updates):
+                backoff = 0.0
+            else:
+                backoff = _longer(backoff)
+                await self._pause(backoff)
+
+    async def _poll(self, timeout: int) -> tuple[Update, ...]:
+        updates = await self._bot.get_updates(
+            offset=self._offset, timeout=timeout, allowed_updates=self._allowed_updates
+        )
+        self._confirmed = self._offset
+        return updates
+
+    async def _store(self, updates: Sequence[Update]) -> bool:
+        """Hand the updates on concurrently; advance the offset over those stored in order."""
+        tasks = [asyncio.create_task(self._accept(update)) for update in updates]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for update, result in zip(updates, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "Telegram update %s not stored (%r): asking for it again",
+                    update.update_id,
+                    result,
+                )
+                return False
+            self._offset = update.update_id + 1
+        return True
+
+    async def _confirm(self) -> None:
+        """Tell Telegram about the updates stored since the last poll (as the Updater does)."""
+        if self._offset is None or self._offset == self._confirmed:
+            return
+        try:
+            await self._bot.get_updates(
+                offset=self._offset, timeout=0, limit=1, allowed_updates=self._allowed_updates
+            )
+        except TelegramError as exc:  # they come again at the next start; the inbox drops them
+            log.warning("could not confirm the last Telegram updates: %s", exc)
+        else:
+            self._confirmed = self._offset
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """The result of `work`, or None (work cancelled) when a stop comes first."""
+        task = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not task.done():
+                task.cancel()
+        if task.cancelled():
+            return None
+        return task.result()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up for a stop."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _longer(backoff: float) -> float:
+    """The next wait after a failure: 1 s, then half as long again each time, up to 30 s."""
+    return min(MAX_BACKOFF, backoff * 1.5 or 1.0)
