@@ -332,3 +332,27 @@ def test_urls_derived_from_the_settings() -> None:
     assert file_url_for("https://api.telegram.org/bot") == "https://api.telegram.org/file/bot"
     assert file_url_for("http://127.0.0.1:8081/bot") == "http://127.0.0.1:8081/file/bot"
     assert webhook_path("https://bot.example.com/telegram/hook") == "telegram/hook"
+
+
+async def test_an_update_that_could_not_be_stored_is_fetched_again_not_confirmed(
+    fake: FakeTelegram,
+) -> None:
+    from botmem.errors import StoreError
+
+    llm = ScriptedLLM([reply("Stored at last.")])
+    async with running_bot(fake, llm) as app:
+        real_add = app.stores.inbox.add
+        tries: list[str] = []
+
+        async def flaky_add(inbound: Any) -> Any:
+            tries.append(inbound.message_id)
+            if len(tries) == 1:
+                raise StoreError("database stayed locked")
+            return await real_add(inbound)
+
+        app.stores.inbox.add = flaky_add  # type: ignore[method-assign]
+        await fake.push_update(message_update(1, ANN, "Remember me", message_id=5))
+        (sent,) = await fake.wait_for("sendMessage", chat_id=1)
+    assert sent.params["text"] == "Stored at last."
+    assert len(tries) == 2 and tries[0] == tries[1]  # the same update, fetched again
+    assert len(fake.of("sendMessage", 1)) == 1
