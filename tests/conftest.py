@@ -8,6 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Fuzz tests are seeded so a run (and CI) is reproducible; `--hypothesis-profile=deep` explores
+# fresh random inputs, many more of them, to look for new bugs.
+settings.register_profile("default", max_examples=200, derandomize=True)
+settings.register_profile("deep", max_examples=3000)
+settings.load_profile("default")
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
 _real_connect = socket.socket.connect

@@ -67,9 +67,12 @@ class Tool:
             raise ToolError(
                 f"unknown argument(s) {', '.join(unknown)}; expected {', '.join(props)}"
             )
-        missing = [name for name in self.parameters["required"] if name not in args]
+        required = self.parameters["required"]
+        missing = [name for name in required if args.get(name) is None]
         if missing:
             raise ToolError(f"missing required argument(s): {', '.join(missing)}")
+        # An optional argument sent as null means "not given": the tool's default applies.
+        args = {name: value for name, value in args.items() if value is not None}
         for name, value in args.items():
             _check_type(name, value, props[name])
         return args
@@ -179,7 +182,7 @@ def _check_type(name: str, value: Any, schema: dict[str, Any]) -> None:
         "boolean": lambda v: isinstance(v, bool),
         "array": lambda v: isinstance(v, list),
     }
-    if value is None or expected not in checks:
+    if expected not in checks:
         return
     if not checks[expected](value):
         raise ToolError(f"argument {name} must be a {expected}, got {json.dumps(value)[:60]}")
