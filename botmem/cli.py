@@ -110,7 +110,6 @@ def _setup_logging(level: str, verbose: bool) -> None:
         "litellm",
         "httpx",
         "httpcore",
-        "aiosqlite",
         "asyncio",
         "apscheduler",
         "tzlocal",

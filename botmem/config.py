@@ -93,7 +93,7 @@ class StorageSettings(_Section):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{Path(self.data_dir).expanduser() / 'botmem.db'}"
+        return f"sqlite:///{Path(self.data_dir).expanduser() / 'botmem.db'}"
 
 
 class EmbeddingSettings(_Section):

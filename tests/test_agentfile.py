@@ -77,7 +77,7 @@ async def test_round_trip_between_databases(tmp_path: Path) -> None:
     source = memory_stores(lambda: NOW)
     await _agent(source)
     data = json.loads(json.dumps(await export_agent(source, "console:ann", NOW)))
-    target = await open_sql_stores(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", lambda: NOW)
+    target = await open_sql_stores(f"sqlite:///{tmp_path / 'b.db'}", lambda: NOW)
     try:
         retriever = Retriever(target, HashEmbedder(), RetrievalSettings())
         key = await import_agent(target, retriever, data)

@@ -74,7 +74,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     )
     assert settings.llm.model == "ollama/llama3.1"
     assert settings.llm.max_steps == 3 and settings.llm.fallbacks == ["x", "y"]
-    assert settings.storage.resolved_database_url() == "sqlite+aiosqlite:////tmp/d/botmem.db"
+    assert settings.storage.resolved_database_url() == "sqlite:////tmp/d/botmem.db"
 
 
 @pytest.mark.parametrize(

@@ -206,7 +206,7 @@ async def test_check_ins_count_toward_the_budget_and_over_it_send_a_note() -> No
 
 async def test_the_budget_survives_a_restart(tmp_path: Path) -> None:
     clock = FrozenClock()
-    url = f"sqlite+aiosqlite:///{tmp_path / 'botmem.db'}"
+    url = f"sqlite:///{tmp_path / 'botmem.db'}"
     limits = {"messages_per_minute": 0, "tokens_per_hour": 1}
     first = await open_rig(
         limits, clock=clock, stores=await open_sql_stores(url, clock, MemoryVectorIndex())

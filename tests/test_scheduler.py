@@ -205,7 +205,7 @@ async def test_the_real_timer_fires_a_checkin() -> None:
 
 
 async def open_on_disk(path: Path, clock: FrozenClock, llm: ScriptedLLM) -> Rig:
-    url = f"sqlite+aiosqlite:///{path / 'botmem.db'}"
+    url = f"sqlite:///{path / 'botmem.db'}"
     stores = await open_sql_stores(url, clock, MemoryVectorIndex())
     app = await App.open(
         make_settings(), llm=llm, embedder=HashEmbedder(), stores=stores, clock=clock

@@ -152,7 +152,11 @@ class Indexer:
         self._task: asyncio.Task[None] | None = None
 
     async def index_pending(self) -> int:
-        """Embed every message still without a vector; returns how many were indexed."""
+        """Embed the messages still without a vector; returns how many were indexed.
+
+        Goes on while it finds full batches, so a backlog drains; messages arriving during a
+        partial batch wait for the next pass, which then takes them all in one batch.
+        """
         total = 0
         while messages := await self._stores.history.unindexed(limit=self._batch):
             vectors = await self._embedder.embed([m.spoken for m in messages])
@@ -164,6 +168,8 @@ class Indexer:
                 await self._stores.vectors.upsert(MESSAGES, agent_key, ids, vectors[rows])
             await self._stores.history.mark_indexed([m.id for m in messages if m.id is not None])
             total += len(messages)
+            if len(messages) < self._batch:
+                break
         return total
 
     def notify(self) -> None:

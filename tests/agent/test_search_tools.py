@@ -94,7 +94,7 @@ async def test_replies_sent_with_send_message_show_their_text() -> None:
 async def test_search_finds_what_the_agent_said_with_send_message(tmp_path: object) -> None:
     from botmem.stores.sql import open_sql_stores
 
-    for stores in (memory_stores(), await open_sql_stores(f"sqlite+aiosqlite:///{tmp_path}/s.db")):
+    for stores in (memory_stores(), await open_sql_stores(f"sqlite:///{tmp_path}/s.db")):
         await stores.agents.ensure("t:1")
         await stores.history.append(
             [

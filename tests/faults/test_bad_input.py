@@ -100,7 +100,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     async def start() -> Bot:
         llm = ScriptedLLM(responder=lambda messages: reply("Got it."))
         settings_ = make_settings(telegram={"admins": [f"telegram:{ADMIN}"]})
-        stores = await open_sql_stores(f"sqlite+aiosqlite:///{database}")
+        stores = await open_sql_stores(f"sqlite:///{database}")
         app = await App.open(settings_, llm=llm, embedder=HashEmbedder(), stores=stores)
         chat = FakeAdapter("telegram")
         await app.start([chat])

@@ -29,7 +29,7 @@ COPIES = 1000
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'botmem.db'}"
+        yield f"sqlite:///{tmp_path / 'botmem.db'}"
     else:
         async for url in _fresh_pg_database():
             yield url

@@ -140,7 +140,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
         settings = settings_for(tmp_path, server.base_url, **llm)
         (tmp_path / "data").mkdir()
         stores = await open_sql_stores(
-            f"sqlite+aiosqlite:///{tmp_path / 'data' / 'botmem.db'}", utc_now, MemoryVectorIndex()
+            f"sqlite:///{tmp_path / 'data' / 'botmem.db'}", utc_now, MemoryVectorIndex()
         )
         app = await App.open(settings, stores=stores, embedder=HashEmbedder())
         chat = FakeAdapter()

@@ -165,7 +165,7 @@ class World:
 async def open_stores(kind: str, tmp_path: Path) -> Stores:
     if kind == "memory":
         return memory_stores()
-    return await open_sql_stores(f"sqlite+aiosqlite:///{tmp_path / 'botmem.db'}")
+    return await open_sql_stores(f"sqlite:///{tmp_path / 'botmem.db'}")
 
 
 @pytest.fixture(params=["memory", "sqlite"])

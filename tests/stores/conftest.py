@@ -90,7 +90,7 @@ async def _backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
     if name == "memory":
         yield Backend("memory", None)
     elif name == "sqlite":
-        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'data' / 'botmem.db'}")
+        yield Backend("sqlite", f"sqlite:///{tmp_path / 'data' / 'botmem.db'}")
     else:
         async for url in _fresh_pg_database():
             yield Backend("postgres", url)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from botmem.errors import NotFoundError, ToolError
 from botmem.events import InboundMessage
 from botmem.stores.base import Stores
-from botmem.stores.sql.engine import create_engine
+from botmem.stores.sql.engine import open_database
 from botmem.stores.sql.migrations import MIGRATIONS, migrate
 from botmem.stores.sql.schema import schema_version
 from botmem.types import Block, BlockSpec, Message
@@ -281,22 +281,22 @@ async def test_reopening_keeps_data_and_schema_version(sql_backend: Backend) -> 
     assert [b.label for b in await second.blocks.for_agent("a")] == ["persona"]
     await second.aclose()
 
-    engine = create_engine(backend.url)
+    db = open_database(backend.url)
     try:
-        assert await migrate(engine) == []
-        async with engine.connect() as conn:
+        assert await migrate(db) == []
+        async with db.read() as conn:
             versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
     finally:
-        await engine.dispose()
+        await db.close()
     assert sorted(versions) == [m.version for m in MIGRATIONS]
 
 
 async def test_concurrent_first_migrations_apply_once(sql_backend: Backend) -> None:
     assert sql_backend.url is not None
-    engines = [create_engine(sql_backend.url) for _ in range(3)]
+    databases = [open_database(sql_backend.url) for _ in range(3)]
     try:
-        applied = await asyncio.gather(*(migrate(e) for e in engines))
+        applied = await asyncio.gather(*(migrate(db) for db in databases))
     finally:
-        for engine in engines:
-            await engine.dispose()
+        for db in databases:
+            await db.close()
     assert sorted(applied) == [[], [], [m.version for m in MIGRATIONS]]

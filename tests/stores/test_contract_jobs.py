@@ -10,7 +10,7 @@ from typing import Any
 from botmem.events import InboundMessage
 from botmem.stores.base import Stores
 from botmem.stores.jobs import Job, JobKind
-from botmem.stores.sql.engine import create_engine
+from botmem.stores.sql.engine import Conn, open_database
 from botmem.stores.sql.migration_1 import metadata_v1
 from botmem.stores.sql.migration_2 import metadata_v2
 from botmem.stores.sql.migrations import migrate
@@ -187,15 +187,18 @@ def _rows(table: str) -> list[dict[str, Any]]:
 
 
 async def _create_v2_with_data(url: str) -> None:
-    engine = create_engine(url)
+    db = open_database(url)
+
+    async def fill(conn: Conn) -> None:
+        for table in ("agents", "messages", "inbox"):
+            await conn.execute(metadata_v1.tables[table].insert(), _rows(table))
+        await conn.execute(metadata_v2.tables["passages"].insert(), _rows("passages"))
+
     try:
-        assert await migrate(engine, until=2) == [1, 2]
-        async with engine.begin() as conn:
-            for table in ("agents", "messages", "inbox"):
-                await conn.execute(metadata_v1.tables[table].insert(), _rows(table))
-            await conn.execute(metadata_v2.tables["passages"].insert(), _rows("passages"))
+        assert await migrate(db, until=2) == [1, 2]
+        await db.write(fill)
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 async def test_migration_3_keeps_existing_data(sql_backend: Backend) -> None:

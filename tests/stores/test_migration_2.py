@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from botmem.stores.sql.engine import create_engine
+from botmem.stores.sql.engine import Conn, open_database
 from botmem.stores.sql.history import unindexed_query
 from botmem.stores.sql.migration_1 import metadata_v1
 from botmem.stores.sql.migrations import migrate
@@ -29,26 +29,29 @@ def _v1_message(role: str, content: str, minutes: int = 0, agent: str = "a") -> 
 
 
 async def _create_v1_with_history(url: str) -> None:
-    engine = create_engine(url)
+    db = open_database(url)
+    messages = metadata_v1.tables["messages"]
+
+    async def fill(conn: Conn) -> None:
+        await conn.execute(
+            messages.insert(),
+            [
+                _v1_message("user", "my grandmother lived in Porto", 0),
+                _v1_message("tool", "Porto Porto Porto", 1),
+                _v1_message("user", "Paris", 2, agent="b"),
+                _v1_message("assistant", "Porto sounds lovely", 3),
+                _v1_message("user", "", 4),
+                _v1_message("user", "she loved the river", 5),
+                _v1_message("user", "and Lyon", 6, agent="b"),
+            ],
+        )
+
     try:
-        assert await migrate(engine, until=1) == [1]
-        messages = metadata_v1.tables["messages"]
-        async with engine.begin() as conn:
-            await conn.execute(
-                messages.insert(),
-                [
-                    _v1_message("user", "my grandmother lived in Porto", 0),
-                    _v1_message("tool", "Porto Porto Porto", 1),
-                    _v1_message("user", "Paris", 2, agent="b"),
-                    _v1_message("assistant", "Porto sounds lovely", 3),
-                    _v1_message("user", "", 4),
-                    _v1_message("user", "she loved the river", 5),
-                    _v1_message("user", "and Lyon", 6, agent="b"),
-                ],
-            )
-        assert await migrate(engine, until=1) == []
+        assert await migrate(db, until=1) == [1]
+        await db.write(fill)
+        assert await migrate(db, until=1) == []
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 async def test_migration_2_indexes_existing_messages(sql_backend: Backend) -> None:
@@ -82,25 +85,25 @@ async def test_migration_2_indexes_existing_messages(sql_backend: Backend) -> No
 
 
 async def _contexts(url: str) -> list[tuple[str, str]]:
-    engine = create_engine(url)
+    db = open_database(url)
     try:
-        async with engine.connect() as conn:
+        async with db.read() as conn:
             rows = await conn.execute(text("SELECT agent_key, context FROM messages ORDER BY id"))
             return [(row.agent_key, row.context) for row in rows]
     finally:
-        await engine.dispose()
+        await db.close()
 
 
 async def test_unindexed_uses_the_partial_index_on_sqlite(tmp_path: object) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/plan.db")
+    db = open_database(f"sqlite:///{tmp_path}/plan.db")
     try:
-        await migrate(engine)
-        async with engine.connect() as conn:
+        await migrate(db)
+        async with db.read() as conn:
             query = unindexed_query(5).compile(
-                dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+                dialect=conn.dialect, compile_kwargs={"literal_binds": True}
             )
             plan = await conn.execute(text(f"EXPLAIN QUERY PLAN {query}"))
             details = " ".join(str(row[-1]) for row in plan)
     finally:
-        await engine.dispose()
+        await db.close()
     assert "ix_messages_unindexed" in details

@@ -1,4 +1,4 @@
-"""SQL stores (SQLAlchemy Core, async): SQLite by default, PostgreSQL via asyncpg."""
+"""SQL stores (SQLAlchemy Core): SQLite by default (run inline), PostgreSQL via asyncpg."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from botmem.stores.memory_vectors import MemoryVectorIndex
 from botmem.stores.sql.agents import SqlAgentStore
 from botmem.stores.sql.archival import SqlArchivalStore
 from botmem.stores.sql.blocks import SqlBlockStore
-from botmem.stores.sql.engine import Database, create_engine
+from botmem.stores.sql.engine import open_database
 from botmem.stores.sql.history import SqlHistoryStore
 from botmem.stores.sql.inbox import SqlInboxStore
 from botmem.stores.sql.jobs import SqlJobStore
@@ -33,21 +33,20 @@ def _utc_now() -> datetime:
 async def open_sql_stores(
     url: str, clock: Clock | None = None, vectors: VectorIndex | None = None
 ) -> Stores:
-    """Open the database at `url` (e.g. ``sqlite+aiosqlite:///data/botmem.db`` or
+    """Open the database at `url` (e.g. ``sqlite:///data/botmem.db`` or
     ``postgresql+asyncpg://user@host/db``), bring its schema up to date and return the stores.
 
     `vectors` defaults to an in-memory index: fine for tests, but its vectors are gone at
     exit (messages stay marked indexed), so persistent bots pass a persistent index.
     """
-    engine = create_engine(url)
+    db = open_database(url)
     migrated = False
     try:
-        await migrate(engine)
+        await migrate(db)
         migrated = True
     finally:
         if not migrated:
-            await engine.dispose()
-    db = Database(engine)
+            await db.close()
     now = clock or _utc_now
     return Stores(
         agents=SqlAgentStore(db, now),
@@ -57,5 +56,5 @@ async def open_sql_stores(
         archival=SqlArchivalStore(db),
         vectors=vectors if vectors is not None else MemoryVectorIndex(),
         jobs=SqlJobStore(db, now),
-        close=engine.dispose,
+        close=db.close,
     )

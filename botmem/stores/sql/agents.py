@@ -6,11 +6,10 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botmem.errors import NotFoundError
 from botmem.stores.base import Clock, merge_metadata
-from botmem.stores.sql.engine import Database
+from botmem.stores.sql.engine import Conn, Database
 from botmem.stores.sql.schema import agents
 from botmem.types import AgentKey, AgentState
 
@@ -52,7 +51,7 @@ class SqlAgentStore:
             raise NotFoundError(f"agent {agent_key!r} vanished while being created")
         return state, created
 
-    async def _insert(self, conn: AsyncConnection, agent_key: AgentKey) -> None:
+    async def _insert(self, conn: Conn, agent_key: AgentKey) -> None:
         await conn.execute(
             agents.insert().values(
                 agent_key=agent_key,
@@ -75,7 +74,7 @@ class SqlAgentStore:
         await self._update(agent_key, {"last_active_at": self._clock()})
 
     async def set_metadata(self, agent_key: AgentKey, values: dict[str, Any]) -> None:
-        async def work(conn: AsyncConnection) -> int:
+        async def work(conn: Conn) -> int:
             query = select(agents.c.metadata).where(agents.c.agent_key == agent_key)
             current = (await conn.execute(query.with_for_update())).scalar_one_or_none()
             if current is None:
@@ -88,7 +87,7 @@ class SqlAgentStore:
             raise NotFoundError(f"no agent {agent_key!r}")
 
     async def _update(self, agent_key: AgentKey, values: dict[str, Any]) -> None:
-        async def work(conn: AsyncConnection) -> int:
+        async def work(conn: Conn) -> int:
             stmt = update(agents).where(agents.c.agent_key == agent_key).values(**values)
             return (await conn.execute(stmt)).rowcount
 
@@ -101,7 +100,7 @@ class SqlAgentStore:
             return [_state(row) for row in rows]
 
     async def delete(self, agent_key: AgentKey) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             await conn.execute(delete(agents).where(agents.c.agent_key == agent_key))
 
         await self._db.write(work)

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from botmem.stores.base import Passage
-from botmem.stores.sql.engine import Database
+from botmem.stores.sql.engine import Conn, Database
 from botmem.stores.sql.fulltext import FullText
 from botmem.stores.sql.history import chunks
 from botmem.stores.sql.schema import passage_tags, passages
@@ -75,7 +74,7 @@ class SqlArchivalStore:
         self._db = db
 
     async def insert(self, items: Sequence[Passage]) -> list[Passage]:
-        async def work(conn: AsyncConnection) -> list[Passage]:
+        async def work(conn: Conn) -> list[Passage]:
             stored = []
             for passage in items:
                 stmt = passages.insert().values(**_values(passage)).returning(passages.c.id)
@@ -139,7 +138,7 @@ class SqlArchivalStore:
             return int(result.scalar_one())
 
     async def delete(self, agent_key: AgentKey, passage_id: int) -> bool:
-        async def work(conn: AsyncConnection) -> bool:
+        async def work(conn: Conn) -> bool:
             owned = select(passages.c.id).where(
                 passages.c.agent_key == agent_key, passages.c.id == passage_id
             )
@@ -148,14 +147,14 @@ class SqlArchivalStore:
         return await self._db.write(work)
 
     async def delete_agent(self, agent_key: AgentKey) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             owned = select(passages.c.id).where(passages.c.agent_key == agent_key)
             await _delete_passages(conn, owned)
 
         await self._db.write(work)
 
 
-async def _delete_passages(conn: AsyncConnection, ids: Select[Any]) -> int:
+async def _delete_passages(conn: Conn, ids: Select[Any]) -> int:
     """Delete the passages `ids` selects, tags first (not left to the FK cascade, which
     depends on SQLite's foreign_keys pragma); returns how many passages went."""
     await conn.execute(delete(passage_tags).where(passage_tags.c.passage_id.in_(ids)))

@@ -17,12 +17,11 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from botmem.errors import NotFoundError, StoreError
 from botmem.stores.base import Clock, apply_change
-from botmem.stores.sql.engine import Database, backoff
+from botmem.stores.sql.engine import Conn, Database, backoff
 from botmem.stores.sql.schema import agent_blocks, block_edits, blocks
 from botmem.types import AgentKey, Block, BlockEdit, BlockSpec
 
@@ -89,7 +88,7 @@ class SqlBlockStore:
             return existing
         shared_id = await self._shared_block_id(spec, shared_name) if shared_name else None
 
-        async def link(conn: AsyncConnection) -> None:
+        async def link(conn: Conn) -> None:
             block_id = shared_id or await self._insert_block(conn, spec, None)
             await self._insert_link(conn, agent_key, spec.label, block_id)
 
@@ -117,9 +116,7 @@ class SqlBlockStore:
                 continue  # created concurrently under the same name: read it
         raise StoreError(f"shared block {shared_name!r} could not be created")
 
-    async def _insert_block(
-        self, conn: AsyncConnection, spec: BlockSpec, shared_name: str | None
-    ) -> str:
+    async def _insert_block(self, conn: Conn, spec: BlockSpec, shared_name: str | None) -> str:
         block_id = uuid.uuid4().hex
         await conn.execute(
             blocks.insert().values(
@@ -137,7 +134,7 @@ class SqlBlockStore:
         return block_id
 
     async def _insert_link(
-        self, conn: AsyncConnection, agent_key: AgentKey, label: str, block_id: str
+        self, conn: Conn, agent_key: AgentKey, label: str, block_id: str
     ) -> None:
         last = select(func.max(agent_blocks.c.position)).where(
             agent_blocks.c.agent_key == agent_key
@@ -155,7 +152,7 @@ class SqlBlockStore:
     async def detach(self, agent_key: AgentKey, label: str) -> None:
         """Unlink the label; a private block goes with it, a shared one stays for others."""
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             query = _agent_blocks(agent_key).where(agent_blocks.c.label == label)
             row = (await conn.execute(query)).first()
             if row is None:
@@ -191,7 +188,7 @@ class SqlBlockStore:
 
     async def _try_edit(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         agent_key: AgentKey,
         label: str,
         change: Callable[[Block], str],
@@ -242,7 +239,7 @@ class SqlBlockStore:
         key never finds an old edit_key and skips a fresh edit.
         """
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             private = _agent_blocks(agent_key).where(blocks.c.shared_name.is_(None))
             private_ids = [row.id for row in await conn.execute(private)]
             await conn.execute(delete(block_edits).where(block_edits.c.agent_key == agent_key))
@@ -252,9 +249,7 @@ class SqlBlockStore:
         await self._db.write(work)
 
 
-async def _recorded_edit(
-    conn: AsyncConnection, agent_key: AgentKey, edit_key: str
-) -> BlockEdit | None:
+async def _recorded_edit(conn: Conn, agent_key: AgentKey, edit_key: str) -> BlockEdit | None:
     query = select(block_edits).where(
         block_edits.c.agent_key == agent_key, block_edits.c.edit_key == edit_key
     )
@@ -262,7 +257,7 @@ async def _recorded_edit(
     return _edit(row) if row else None
 
 
-async def _delete_blocks(conn: AsyncConnection, block_ids: list[str]) -> None:
+async def _delete_blocks(conn: Conn, block_ids: list[str]) -> None:
     """Delete blocks with their edits and links (explicitly: no reliance on cascades)."""
     if not block_ids:
         return

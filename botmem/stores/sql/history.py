@@ -11,11 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, false, func, select, true, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from botmem.stores.base import CONVERSATION_ROLES
-from botmem.stores.sql.engine import Database
+from botmem.stores.sql.engine import Conn, Database
 from botmem.stores.sql.fulltext import FullText
 from botmem.stores.sql.schema import messages
 from botmem.stores.text import CONTEXT_WEIGHT, contexts, is_said, query_terms
@@ -82,7 +81,7 @@ def unindexed_query(limit: int) -> Select[Any]:
     )
 
 
-async def _last_said(conn: AsyncConnection, items: Sequence[Message]) -> dict[AgentKey, str]:
+async def _last_said(conn: Conn, items: Sequence[Message]) -> dict[AgentKey, str]:
     """What each agent with a message said in `items` last said before them."""
     found = {}
     for agent_key in dict.fromkeys(m.agent_key for m in items if is_said(m)):
@@ -107,7 +106,7 @@ class SqlHistoryStore:
         self._db = db
 
     async def append(self, items: Sequence[Message]) -> list[Message]:
-        async def work(conn: AsyncConnection) -> list[Message]:
+        async def work(conn: Conn) -> list[Message]:
             stored = []
             found = contexts(items, await _last_said(conn, items))
             for message, context in zip(items, found, strict=True):
@@ -167,7 +166,7 @@ class SqlHistoryStore:
         return await self._select(unindexed_query(limit))
 
     async def mark_indexed(self, ids: Sequence[int]) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             for chunk in chunks(ids):
                 stmt = update(messages).where(messages.c.id.in_(chunk)).values(indexed=true())
                 await conn.execute(stmt)
@@ -187,7 +186,7 @@ class SqlHistoryStore:
         return await self._select(query)
 
     async def delete_agent(self, agent_key: AgentKey) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             await conn.execute(delete(messages).where(messages.c.agent_key == agent_key))
 
         await self._db.write(work)

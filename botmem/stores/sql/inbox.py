@@ -6,12 +6,11 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage
 from botmem.stores.base import Clock, InboxItem, InboxStatus
-from botmem.stores.sql.engine import Database
+from botmem.stores.sql.engine import Conn, Database
 from botmem.stores.sql.schema import inbox
 from botmem.types import AgentKey
 
@@ -51,7 +50,7 @@ class SqlInboxStore:
             .returning(inbox.c.id)
         )
 
-        async def work(conn: AsyncConnection) -> int:
+        async def work(conn: Conn) -> int:
             return int((await conn.execute(stmt)).scalar_one())
 
         try:
@@ -95,7 +94,7 @@ class SqlInboxStore:
             .returning(returning)
         )
 
-        async def work(conn: AsyncConnection) -> Any:
+        async def work(conn: Conn) -> Any:
             return (await conn.execute(stmt)).scalar_one_or_none()
 
         result = await self._db.write(work)
@@ -104,7 +103,7 @@ class SqlInboxStore:
         return result
 
     async def delete_agent(self, agent_key: AgentKey) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             await conn.execute(delete(inbox).where(inbox.c.agent_key == agent_key))
 
         await self._db.write(work)

@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botmem.stores.base import Clock
 from botmem.stores.jobs import Job, JobKind
-from botmem.stores.sql.engine import Database
+from botmem.stores.sql.engine import Conn, Database
 from botmem.stores.sql.schema import job_runs, jobs
 from botmem.types import AgentKey
 
@@ -48,7 +47,7 @@ class SqlJobStore:
             "last_run_at": job.last_run_at,
         }
 
-        async def work(conn: AsyncConnection) -> Job:
+        async def work(conn: Conn) -> Job:
             result = await conn.execute(jobs.insert().values(**values).returning(jobs))
             return _job(result.one())  # read back: times in UTC, the payload as JSON gives it
 
@@ -80,7 +79,7 @@ class SqlJobStore:
             .returning(jobs.c.agent_key, jobs.c.kind)
         )
 
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             job = (await conn.execute(stmt)).first()
             if job is None or not ran:
                 return  # deleted meanwhile (its agent wiped), or skipped: no run to count
@@ -100,7 +99,7 @@ class SqlJobStore:
             .returning(jobs.c.id)
         )
 
-        async def work(conn: AsyncConnection) -> bool:
+        async def work(conn: Conn) -> bool:
             return (await conn.execute(stmt)).first() is not None
 
         return await self._db.write(work)
@@ -115,7 +114,7 @@ class SqlJobStore:
             return int((await conn.execute(query)).scalar_one())
 
     async def delete_agent(self, agent_key: AgentKey) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        async def work(conn: Conn) -> None:
             await conn.execute(delete(job_runs).where(job_runs.c.agent_key == agent_key))
             await conn.execute(delete(jobs).where(jobs.c.agent_key == agent_key))
 

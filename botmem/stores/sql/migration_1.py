@@ -21,8 +21,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botmem.stores.sql.engine import Conn
 from botmem.stores.sql.schema import Id, UtcDateTime
 
 metadata_v1 = MetaData()
@@ -121,7 +121,7 @@ Table(
 )
 
 
-async def create_tables_v1(conn: AsyncConnection) -> None:
+async def create_tables_v1(conn: Conn) -> None:
     def create(sync_conn: Connection) -> None:
         metadata_v1.create_all(sync_conn)
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, MetaData, String, Table, Text, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botmem.stores.sql.engine import Conn
 from botmem.stores.sql.schema import Id, UtcDateTime
 
 metadata_v2 = MetaData()
@@ -138,7 +138,7 @@ _PG_PASSAGES = (
 )
 
 
-async def search_and_passages(conn: AsyncConnection) -> None:
+async def search_and_passages(conn: Conn) -> None:
     """Apply migration 2 inside the migration transaction."""
     sqlite = conn.dialect.name == "sqlite"
 

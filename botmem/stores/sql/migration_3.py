@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Index, MetaData, String, Table, Text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botmem.stores.sql.engine import Conn
 from botmem.stores.sql.schema import Id, UtcDateTime
 
 metadata_v3 = MetaData()
@@ -43,7 +43,7 @@ Table(
 )
 
 
-async def create_jobs(conn: AsyncConnection) -> None:
+async def create_jobs(conn: Conn) -> None:
     """Apply migration 3 inside the migration transaction."""
 
     def create(sync_conn: Connection) -> None:

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from botmem.stores.sql import schema
-from botmem.stores.sql.engine import Database
+from botmem.stores.sql.engine import Conn, Database
 from botmem.stores.sql.migration_1 import create_tables_v1
 from botmem.stores.sql.migration_2 import search_and_passages
 from botmem.stores.sql.migration_3 import create_jobs
@@ -34,7 +33,7 @@ _PG_LOCK_ID = 0x626F746D656D  # "botmem"
 class Migration:
     version: int
     name: str
-    apply: Callable[[AsyncConnection], Awaitable[None]]
+    apply: Callable[[Conn], Awaitable[None]]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -44,22 +43,22 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-async def migrate(engine: AsyncEngine, *, until: int | None = None) -> list[int]:
+async def migrate(db: Database, *, until: int | None = None) -> list[int]:
     """Apply the missing migrations in order (up to version `until`, default all); returns
     the versions applied by this call."""
 
-    async def work(conn: AsyncConnection) -> list[int]:
+    async def work(conn: Conn) -> list[int]:
         return await _migrate_locked(conn, until)
 
-    return await Database(engine).write(work)
+    return await db.write(work)
 
 
-async def applied_versions(conn: AsyncConnection) -> set[int]:
+async def applied_versions(conn: Conn) -> set[int]:
     rows = await conn.execute(select(schema.schema_version.c.version))
     return {row.version for row in rows}
 
 
-async def _migrate_locked(conn: AsyncConnection, until: int | None) -> list[int]:
+async def _migrate_locked(conn: Conn, until: int | None) -> list[int]:
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
     await conn.run_sync(lambda sync: schema.schema_version.create(sync, checkfirst=True))
