@@ -58,7 +58,7 @@ class App:
         self.stores = stores
         self.llm = llm
         self.retriever = Retriever(stores, embedder, settings.retrieval)
-        self.indexer = Indexer(stores, embedder)
+        self.indexer = Indexer(stores, embedder, busy=lambda: self.router.running())
         self.consolidator = Consolidator(
             stores,
             llm,

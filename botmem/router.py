@@ -217,6 +217,10 @@ class Router:
                     return
                 await asyncio.sleep(delay)
 
+    def running(self) -> bool:
+        """Whether any turn or command is running or waiting."""
+        return bool(self._tasks)
+
     def busy(self, agent_key: AgentKey) -> bool:
         """Whether a turn of the agent is running or waiting."""
         return agent_key in self._agents

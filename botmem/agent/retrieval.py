@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from botmem.config import RetrievalSettings
@@ -142,12 +142,25 @@ def _passes(
 class Indexer:
     """Embeds stored messages in the background, in batches, oldest first."""
 
-    def __init__(self, stores: Stores, embedder: Embedder, *, batch: int = 64, delay: float = 0.5):
+    def __init__(
+        self,
+        stores: Stores,
+        embedder: Embedder,
+        *,
+        batch: int = 256,
+        delay: float = 0.5,
+        max_lag: float = 10.0,
+        busy: Callable[[], bool] = lambda: False,
+    ):
         self._stores = stores
         self._embedder = embedder
         self._batch = batch
         self._delay = delay
         """Seconds to gather messages before indexing: one batch instead of one per message."""
+        self._max_lag = max_lag
+        """Seconds indexing may wait while turns run (`busy`): embedding takes the CPU turns
+        need, and the newest messages are in the context anyway (and found by words)."""
+        self._busy = busy
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -160,12 +173,8 @@ class Indexer:
         total = 0
         while messages := await self._stores.history.unindexed(limit=self._batch):
             vectors = await self._embedder.embed([m.spoken for m in messages])
-            by_agent: dict[AgentKey, list[int]] = {}
-            for row, message in enumerate(messages):
-                by_agent.setdefault(message.agent_key, []).append(row)
-            for agent_key, rows in by_agent.items():
-                ids = [str(messages[r].id) for r in rows]
-                await self._stores.vectors.upsert(MESSAGES, agent_key, ids, vectors[rows])
+            keys = [(m.agent_key, str(m.id)) for m in messages]
+            await self._stores.vectors.upsert_many(MESSAGES, keys, vectors)
             await self._stores.history.mark_indexed([m.id for m in messages if m.id is not None])
             total += len(messages)
             if len(messages) < self._batch:
@@ -189,7 +198,7 @@ class Indexer:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self._delay)
+            await self._gather()
             self._wake.clear()
             try:
                 count = await self.index_pending()
@@ -198,3 +207,11 @@ class Indexer:
                 continue
             if count:
                 log.debug("indexed %d message(s)", count)
+
+    async def _gather(self) -> None:
+        """Wait `delay` for more messages, and while turns are running up to `max_lag`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_lag
+        await asyncio.sleep(self._delay)
+        while self._busy() and loop.time() < deadline:
+            await asyncio.sleep(self._delay)

@@ -272,6 +272,14 @@ class ArchivalStore(Protocol):
     async def delete_agent(self, agent_key: AgentKey) -> None: ...
 
 
+def rows_by_agent(keys: Sequence[tuple[AgentKey, str]]) -> dict[AgentKey, list[int]]:
+    """The row numbers of each agent's items in `keys`, in order."""
+    rows: dict[AgentKey, list[int]] = {}
+    for row, (agent_key, _) in enumerate(keys):
+        rows.setdefault(agent_key, []).append(row)
+    return rows
+
+
 class VectorIndex(Protocol):
     """Nearest-neighbour search over vectors, partitioned by agent and by space.
 
@@ -281,6 +289,12 @@ class VectorIndex(Protocol):
     async def upsert(
         self, space: str, agent_key: AgentKey, ids: Sequence[str], vectors: Vectors
     ) -> None: ...
+
+    async def upsert_many(
+        self, space: str, keys: Sequence[tuple[AgentKey, str]], vectors: Vectors
+    ) -> None:
+        """Rows of several agents at once: `keys[i]` is (agent, id) of `vectors[i]`."""
+        ...
 
     async def query(
         self, space: str, agent_key: AgentKey, vector: Vectors, *, limit: int

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from botmem.embeddings.base import Vectors
+from botmem.stores.base import rows_by_agent
 from botmem.types import AgentKey
 
 
@@ -36,6 +37,12 @@ class MemoryVectorIndex:
         partition = self._items.setdefault((space, agent_key), {})
         for item_id, row in zip(ids, rows, strict=True):
             partition[item_id] = row
+
+    async def upsert_many(
+        self, space: str, keys: Sequence[tuple[AgentKey, str]], vectors: Vectors
+    ) -> None:
+        for agent_key, rows in rows_by_agent(keys).items():
+            await self.upsert(space, agent_key, [keys[r][1] for r in rows], vectors[rows])
 
     async def query(
         self, space: str, agent_key: AgentKey, vector: Vectors, *, limit: int

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from botmem.embeddings.base import Vectors
-from botmem.stores.base import VectorIndex
+from botmem.stores.base import VectorIndex, rows_by_agent
 from botmem.types import AgentKey
 
 Partition = tuple[str, AgentKey]
@@ -38,6 +38,16 @@ class CachedVectorIndex:
         cached = self._take((space, agent_key))
         if cached is not None:
             self._put((space, agent_key), *_merged(cached, list(ids), _rows(vectors)))
+
+    async def upsert_many(
+        self, space: str, keys: Sequence[tuple[AgentKey, str]], vectors: Vectors
+    ) -> None:
+        await self._inner.upsert_many(space, keys, vectors)
+        for agent_key, rows in rows_by_agent(keys).items():
+            cached = self._take((space, agent_key))
+            if cached is not None:
+                ids = [keys[r][1] for r in rows]
+                self._put((space, agent_key), *_merged(cached, ids, _rows(vectors[rows])))
 
     async def query(
         self, space: str, agent_key: AgentKey, vector: Vectors, *, limit: int
