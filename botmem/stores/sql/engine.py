@@ -5,6 +5,8 @@ transaction on a local WAL file takes tens of microseconds, while the same trans
 through an async driver (a thread hop per call) took 1.4 ms, and a turn makes about twenty.
 In-process writers take turns on an asyncio lock, so the loop never blocks waiting for its
 own write lock; another process holding it costs at most `SQLITE_BUSY_MS` per attempt.
+The reader never opens a transaction: a read block sees what is committed when each of its
+statements runs (in-process writes cannot interleave with it: nothing in it yields).
 
 SQLite also needs care: a deferred transaction that reads and then writes fails with
 "database is locked" when another connection committed in between (WAL snapshot), and the
@@ -36,6 +38,8 @@ from botmem.errors import StoreError
 T = TypeVar("T")
 
 _BEGIN_OPTION = "botmem_begin"
+_AUTOCOMMIT = "none"
+"""The reader's begin mode: no BEGIN, so every statement reads the newest commit."""
 SQLITE_BUSY_MS = 50
 """How long one attempt waits for another process's write lock (the loop waits with it)."""
 _SQLITE_PRAGMAS = (
@@ -70,20 +74,24 @@ Conn: TypeAlias = AsyncConnection | InlineConnection
 
 
 class SqliteDatabase:
-    """SQLite via `sqlite3`, run inline: `read` (a plain connection), `write` (a transaction)."""
+    """SQLite via `sqlite3`, run inline on two long-lived connections: one for reads (each
+    statement its own snapshot), one for write transactions. No pool checkout, BEGIN and
+    rollback per read: through SQLAlchemy those cost ~0.15 ms, the query itself ~0.01 ms."""
 
     sqlite = True
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._writer = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        self._reader: Connection | None = None
+        self._writer: Connection | None = None
         self._write_turn = asyncio.Lock()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[InlineConnection]:
-        """``async with db.read() as conn``: a connection for queries (rolled back at exit)."""
-        with self.engine.connect() as sync:
-            yield InlineConnection(sync)
+        """``async with db.read() as conn``: a connection for queries."""
+        if self._reader is None or self._reader.invalidated:
+            self._reader = self._connect(_AUTOCOMMIT)
+        yield InlineConnection(self._reader)
 
     async def write(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run `work` in one write transaction, committed when it returns.
@@ -94,16 +102,26 @@ class SqliteDatabase:
         """
         async with self._write_turn:
             for attempt in range(LOCKED_ATTEMPTS):
+                if self._writer is None or self._writer.invalidated:
+                    self._writer = self._connect("IMMEDIATE")
                 try:
-                    with self._writer.begin() as sync:
-                        return await work(InlineConnection(sync))
+                    with self._writer.begin():
+                        return await work(InlineConnection(self._writer))
                 except OperationalError as exc:
+                    self._writer.rollback()  # a failed BEGIN leaves the connection half-begun
                     if not is_locked(exc):
                         raise
                 await backoff(attempt)
         raise StoreError(f"database stayed locked after {LOCKED_ATTEMPTS} attempts")
 
+    def _connect(self, begin: str) -> Connection:
+        return self.engine.connect().execution_options(**{_BEGIN_OPTION: begin})
+
     async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                conn.close()
+        self._reader = self._writer = None
         self.engine.dispose()
 
 
@@ -162,7 +180,8 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _on_sqlite_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get(_BEGIN_OPTION, "")
-    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+    if mode != _AUTOCOMMIT:
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 def is_locked(exc: OperationalError) -> bool:
