@@ -4,7 +4,10 @@ Telegram forgets every update below the `offset` of the next getUpdates call. PT
 moves the offset as soon as a batch is queued, before any handler ran, so a crash right then
 loses the batch. Here the offset moves past an update only once `accept` returned for it and
 for every update before it; an update that could not be stored is asked for again (the
-updates after it as well: the inbox drops those it already has).
+updates after it as well: the inbox drops those it already has). While the database is down
+that goes on for as long as it takes; an update that fails for any other reason (a bug met by
+odd input) is skipped after `POISON_ATTEMPTS` tries, logged, so it cannot stall every
+update behind it.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from telegram import Bot, Update
 from telegram.error import InvalidToken, RetryAfter, TelegramError, TimedOut
 
 from adapters.telegram_send import retry_seconds
+from botmem.stores.base import is_transient
 
 log = logging.getLogger(__name__)
 
 Accept = Callable[[Update], Coroutine[Any, Any, None]]
 """Returns once the update is stored (or needs no storing); raises when storing failed."""
 MAX_BACKOFF = 30.0
+POISON_ATTEMPTS = 5
+"""Tries before an update that fails other than by a store outage is skipped."""
 T = TypeVar("T")
 
 
@@ -40,6 +46,8 @@ class Poller:
         """The next getUpdates offset: one past the last update stored."""
         self._confirmed: int | None = None
         """The offset Telegram was last sent."""
+        self._failures: dict[int, int] = {}
+        """Failed tries per update id, for failures other than a store outage."""
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -105,14 +113,30 @@ class Poller:
         tasks = [asyncio.create_task(self._accept(update)) for update in updates]
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for update, result in zip(updates, results, strict=True):
-            if isinstance(result, BaseException):
+            if isinstance(result, BaseException) and not self._give_up(update, result):
                 log.error(
                     "Telegram update %s not stored (%r): asking for it again",
                     update.update_id,
                     result,
                 )
                 return False
+            self._failures.pop(update.update_id, None)
             self._offset = update.update_id + 1
+        return True
+
+    def _give_up(self, update: Update, error: BaseException) -> bool:
+        """Whether a failed update is poison: failing, not for an outage, POISON_ATTEMPTS times."""
+        if is_transient(error):
+            return False
+        tries = self._failures[update.update_id] = self._failures.get(update.update_id, 0) + 1
+        if tries < POISON_ATTEMPTS:
+            return False
+        log.error(
+            "Telegram update %s failed %d times (%r): skipped, it is not answered",
+            update.update_id,
+            tries,
+            error,
+        )
         return True
 
     async def _confirm(self) -> None:

@@ -356,3 +356,37 @@ async def test_an_update_that_could_not_be_stored_is_fetched_again_not_confirmed
     assert sent.params["text"] == "Stored at last."
     assert len(tries) == 2 and tries[0] == tries[1]  # the same update, fetched again
     assert len(fake.of("sendMessage", 1)) == 1
+
+
+async def test_an_update_that_keeps_failing_is_skipped_and_the_next_is_answered(
+    fake: FakeTelegram, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a store outage but a bug met by one update: after a few tries it is skipped
+    (logged), so the updates behind it are not stuck forever."""
+    from adapters import telegram_poll
+
+    monkeypatch.setattr(telegram_poll, "_longer", lambda backoff: 0.05)
+    llm = ScriptedLLM([reply("Answered the next one.")])
+    async with running_bot(fake, llm) as app:
+        real_add = app.stores.inbox.add
+        tries: list[str] = []
+
+        async def poisoned_add(inbound: Any) -> Any:
+            if inbound.text == "poison":
+                tries.append(inbound.message_id)
+                raise ValueError("a bug this update trips")
+            return await real_add(inbound)
+
+        app.stores.inbox.add = poisoned_add  # type: ignore[method-assign]
+        await fake.push_update(message_update(1, ANN, "poison", message_id=5))
+        for _ in range(200):
+            if len(tries) >= telegram_poll.POISON_ATTEMPTS:
+                break
+            await asyncio.sleep(0.05)
+        await fake.push_update(message_update(1, ANN, "next", message_id=6))
+        (sent,) = await fake.wait_for("sendMessage", chat_id=1)
+        await asyncio.sleep(0.3)  # a poison update not skipped would be tried again by now
+    assert sent.params["text"] == "Answered the next one."
+    assert len(tries) == telegram_poll.POISON_ATTEMPTS
+    assert [last_user_text(llm)] == ["next"]
+    assert any("skipped, it is not answered" in r.getMessage() for r in caplog.records)
