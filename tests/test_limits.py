@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from botmem import router
 from botmem.app import App
+from botmem.errors import StoreError
 from botmem.events import InboundMessage
 from botmem.limits import CHECKIN_BUDGET_REPLY, RATE_REPLY, USAGE_KEY, about
 from botmem.stores.memory_vectors import MemoryVectorIndex
@@ -190,6 +192,36 @@ async def test_every_step_counts_and_a_turn_under_budget_finishes() -> None:
     rig = await open_rig({"messages_per_minute": 0, "tokens_per_hour": 1}, llm=llm)
     assert await rig.say("I like tea") == "Noted."  # two steps, both run
     assert len(llm.requests) == 2
+    assert await rig.usage() == sum(llm.count_tokens(r.messages) + 1 for r in llm.requests)
+    await close(rig)
+
+
+def tea(messages: list[dict[str, Any]]) -> Any:
+    if messages[-1]["role"] == "tool":
+        return reply("Noted.")
+    return call("core_memory_append", label="human", content="Likes tea")
+
+
+async def test_a_turn_that_fails_and_runs_again_counts_every_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Storing the first step fails (a locked database): the router runs the turn again,
+    which calls the model again. Both runs spent tokens; both are counted."""
+    monkeypatch.setattr(router, "STORE_RETRY_DELAYS", (0.01,))
+    llm = ScriptedLLM(responder=tea)
+    rig = await open_rig({"messages_per_minute": 0, "tokens_per_hour": 100_000}, llm=llm)
+    real_append = rig.app.stores.history.append
+    failed: list[bool] = []
+
+    async def append_failing_once(items: Any) -> Any:
+        if not failed and any(m.tool_calls for m in items):
+            failed.append(True)
+            raise StoreError("database stayed locked")
+        return await real_append(items)
+
+    rig.app.stores.history.append = append_failing_once  # type: ignore[method-assign]
+    assert await rig.say("I like tea") == "Noted."
+    assert failed and len(llm.requests) == 3  # step 1, step 1 again, step 2
     assert await rig.usage() == sum(llm.count_tokens(r.messages) + 1 for r in llm.requests)
     await close(rig)
 

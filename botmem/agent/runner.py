@@ -116,8 +116,10 @@ class AgentRunner:
                 len(turn.messages),
             )
         with self.limits.metering() as usage:
-            reply = await self._loop.run(turn)
-        await self.limits.record(inbound.agent_key, usage)
+            try:
+                reply = await self._loop.run(turn)
+            finally:  # a turn that fails (and is retried) still spent its tokens
+                await self.limits.record(inbound.agent_key, usage)
         await self._stores.agents.touch(inbound.agent_key)
         self._count_turn(inbound.agent_key)
         return reply
@@ -125,9 +127,10 @@ class AgentRunner:
     async def compact(self, agent_key: AgentKey, above: float) -> int:
         """Proactive summarization of an idle agent (see ContextBuilder.compact)."""
         with self.limits.metering() as usage:
-            evicted = await self._context.compact(agent_key, above, self._clock())
-        await self.limits.record(agent_key, usage)
-        return evicted
+            try:
+                return await self._context.compact(agent_key, above, self._clock())
+            finally:
+                await self.limits.record(agent_key, usage)
 
     def _count_turn(self, agent_key: AgentKey) -> None:
         """Every `every_turns` turns (counted in this process), ask for a consolidation."""
