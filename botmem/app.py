@@ -299,4 +299,5 @@ def build_llm(settings: Settings) -> LLMClient:
         timeout=llm.timeout,
         max_retries=llm.max_retries,
         temperature=llm.temperature,
+        direct_http=llm.direct_http,
     )

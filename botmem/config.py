@@ -68,6 +68,9 @@ class LLMSettings(_Section):
     max_retries: int = Field(default=2, ge=0, le=10)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_reply_tokens: int = Field(default=1024, ge=16)
+    direct_http: bool = True
+    """openai/ and hosted_vllm/ models on an api_base: sent by botmem's own HTTP client, not
+    litellm (~8 ms less CPU per call, and litellm is not imported)."""
 
     def key_env_name(self) -> str | None:
         """The env var that must hold the API key, or None when no key is needed."""

@@ -3,6 +3,9 @@
 This is the only module in botmem that imports litellm, and it does so at first use:
 `import litellm` costs 4-7 s and ~190 MB, and `botmem --help` must stay instant.
 
+Models of an OpenAI-compatible server (an api_base and openai/ or hosted_vllm/) skip litellm
+for botmem.llm.openai_http: ~8 ms less CPU per call, and litellm is never imported then.
+
 Retries are ours, not litellm's (it gets num_retries=0, max_retries=0): that keeps the count
 of attempts exact, the backoff in one place, and the fallback order predictable.
 """
@@ -14,16 +17,25 @@ import json
 import logging
 import os
 import random
-import re
 import threading
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from botmem.errors import LLMError
+from botmem.llm import tokens
 from botmem.llm.base import Completion, Usage
-from botmem.types import ToolCall
+from botmem.llm.failures import (
+    KINDS,
+    MAX_RETRY_AFTER,
+    Failure,
+    clean_detail,
+    describe,
+    redact,
+    retry_after,
+    status_kind,
+    timed_out,
+)
+from botmem.llm.openai_http import PREFIXES, OpenAIHTTPClient, text_content, tool_call
 
 if TYPE_CHECKING:
     from botmem.embeddings.base import Vectors
@@ -31,9 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT_WINDOW = 8192
-MAX_RETRY_AFTER = 30.0
-"""Seconds: a longer retry-after hint is capped, so one turn never stalls for minutes."""
-_MAX_DETAIL = 300
+MODEL_MAP_FILE = "model_prices_and_context_window_backup.json"
 EMBEDDING_BATCH = 256
 """Texts per embedding request: far below providers' limits (OpenAI: 2048 inputs)."""
 
@@ -74,35 +84,7 @@ def _configure(litellm: Any) -> None:
     litellm.DEFAULT_MAX_RETRIES = 0
 
 
-# How each litellm exception is handled, checked in order (subclasses before their bases).
-# Status-based rules below catch what the table does not name (e.g. APIError with a 5xx).
-_ERROR_KINDS: tuple[tuple[str, bool, str], ...] = (
-    ("Timeout", True, "timed out"),
-    ("RateLimitError", True, "rate limited"),
-    ("ContextWindowExceededError", False, "context window exceeded"),
-    ("ContentPolicyViolationError", False, "content policy violation"),
-    ("AuthenticationError", False, "authentication failed"),
-    ("PermissionDeniedError", False, "permission denied"),
-    ("NotFoundError", False, "model or endpoint not found"),
-    ("APIConnectionError", True, "connection failed"),
-    ("BadRequestError", False, "bad request"),
-    ("UnprocessableEntityError", False, "bad request"),
-    ("ServiceUnavailableError", True, "service unavailable"),
-    ("BadGatewayError", True, "bad gateway"),
-    ("InternalServerError", True, "server error"),
-)
 _NO_STATUS_IN_REASON = {"Timeout", "APIConnectionError"}  # their status codes are made up
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """One failed attempt, classified."""
-
-    reason: str
-    detail: str
-    retryable: bool
-    retry_after: float | None = None
-    error: BaseException | None = None
 
 
 class _RetryingCaller:
@@ -117,14 +99,14 @@ class _RetryingCaller:
     _call_kind = "LLM call"
     """How messages name one call: 'LLM call to M failed: ...'."""
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T | _Failure]]) -> T | _Failure:
+    async def _retrying(self, attempt: Callable[[], Awaitable[T | Failure]]) -> T | Failure:
         """The first success of `attempt()`, or its last retryable failure."""
         for number in range(self.max_retries + 1):
             outcome = await attempt()
-            if not isinstance(outcome, _Failure):
+            if not isinstance(outcome, Failure):
                 return outcome
             if not outcome.retryable:
-                self._raise([_describe(outcome, number + 1)], outcome)
+                self._raise([describe(outcome, number + 1)], outcome)
             if number < self.max_retries:
                 delay = self._delay(number, outcome.retry_after)
                 log.info(
@@ -144,29 +126,24 @@ class _RetryingCaller:
             return max(backoff, min(retry_after, MAX_RETRY_AFTER))
         return backoff
 
-    def _classify(self, litellm: Any, exc: BaseException) -> _Failure:
+    def _classify(self, litellm: Any, exc: BaseException) -> Failure:
         status = getattr(exc, "status_code", None)
         status = status if isinstance(status, int) else None
         retryable, reason = _kind(litellm, exc, status)
         if reason == "timed out":
-            reason = f"timed out after {self.timeout:g}s"
-        return _Failure(
+            reason = timed_out(self.timeout)
+        return Failure(
             reason=reason,
-            detail=self._redact(_clean_detail(str(exc))),
+            detail=clean_detail(str(exc), self._api_key),
             retryable=retryable,
             retry_after=_retry_after(exc),
             error=exc,
         )
 
-    def _raise(self, failures: Sequence[str], last: _Failure) -> NoReturn:
+    def _raise(self, failures: Sequence[str], last: Failure) -> NoReturn:
         """LLMError, one line: 'LLM call to M failed: why after N attempts; fallback F: why'."""
         message = f"{self._call_kind} to {self.model} failed: " + "; ".join(failures)
-        raise LLMError(self._redact(message), retryable=last.retryable) from last.error
-
-    def _redact(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return text
+        raise LLMError(redact(message, self._api_key), retryable=last.retryable) from last.error
 
 
 def wire_model(model: str, request: dict[str, Any]) -> str:
@@ -180,7 +157,11 @@ def wire_model(model: str, request: dict[str, Any]) -> str:
 
 
 class LiteLLMClient(_RetryingCaller):
-    """An LLMClient backed by `litellm.acompletion`, with our own retries and fallbacks."""
+    """An LLMClient backed by `litellm.acompletion`, with our own retries and fallbacks.
+
+    With `direct_http` (the default), models of an OpenAI-compatible server at `api_base`
+    (openai/NAME, hosted_vllm/NAME) go over botmem's own HTTP client instead.
+    """
 
     def __init__(
         self,
@@ -194,6 +175,7 @@ class LiteLLMClient(_RetryingCaller):
         max_retries: int = 2,
         temperature: float | None = None,
         retry_backoff: float = 0.5,
+        direct_http: bool = True,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -204,15 +186,24 @@ class LiteLLMClient(_RetryingCaller):
         self.max_retries = max(0, max_retries)
         self.temperature = temperature
         self.retry_backoff = retry_backoff
+        self._http = (
+            OpenAIHTTPClient(api_base, api_key=api_key, timeout=timeout)
+            if direct_http and api_base
+            else None
+        )
 
     def __repr__(self) -> str:  # never shows the key
         return f"LiteLLMClient(model={self.model!r}, api_base={self.api_base!r})"
 
     @property
     def context_window(self) -> int:
-        """Max input tokens: as configured, else from litellm's model map, else 8192."""
+        """Max input tokens: as configured, else from litellm's model map, else 8192 (on the
+        direct path the map is read as a file: importing litellm takes seconds)."""
         if self._context_window is None:
-            self._context_window = _lookup_context_window(self.model)
+            if self._direct_client(self.model) is None:
+                self._context_window = _lookup_context_window(self.model)
+            else:
+                self._context_window = _offline_context_window(self.model)
         return self._context_window
 
     @context_window.setter
@@ -220,16 +211,24 @@ class LiteLLMClient(_RetryingCaller):
         self._context_window = value
 
     async def warm(self) -> None:
-        """Import litellm and load the tokenizer off the event loop (the first count costs ~1 s)."""
+        """Load the tokenizer, and litellm unless the model goes direct, off the event loop
+        (the first count costs ~0.3-1 s)."""
         await asyncio.to_thread(self._warm_sync)
 
     def _warm_sync(self) -> None:
-        _load_litellm()
+        if self._direct_client(self.model) is None:
+            _load_litellm()
         _ = self.context_window
         self.count_tokens([{"role": "user", "content": "warm up"}])
 
     async def aclose(self) -> None:
-        """Nothing to close: litellm owns and caches its HTTP clients process-wide."""
+        """Close the direct path's connections (litellm owns and caches its own process-wide)."""
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _direct_client(self, model: str) -> OpenAIHTTPClient | None:
+        """The HTTP client that sends `model` without litellm, if it goes direct."""
+        return self._http if model.startswith(PREFIXES) else None
 
     # -- completion ---------------------------------------------------------------------------
 
@@ -245,13 +244,13 @@ class LiteLLMClient(_RetryingCaller):
         result = await self._with_retries(request)
         if isinstance(result, Completion):
             return result
-        failures = [_describe(result, self.max_retries + 1)]
+        failures = [describe(result, self.max_retries + 1)]
         for fallback in self.fallbacks:
             outcome = await self._attempt(fallback, request)
             if isinstance(outcome, Completion):
                 log.warning("LLM %s failed; fallback %s answered", self.model, fallback)
                 return outcome
-            failures.append(f"fallback {fallback}: {_describe(outcome, 1)}")
+            failures.append(f"fallback {fallback}: {describe(outcome, 1)}")
             if not outcome.retryable:
                 self._raise(failures, outcome)
         self._raise(failures, result)
@@ -278,11 +277,14 @@ class LiteLLMClient(_RetryingCaller):
             request["temperature"] = self.temperature
         return request
 
-    async def _with_retries(self, request: dict[str, Any]) -> Completion | _Failure:
+    async def _with_retries(self, request: dict[str, Any]) -> Completion | Failure:
         """Completion from the primary model, or its last retryable failure."""
         return await self._retrying(lambda: self._attempt(self.model, request))
 
-    async def _attempt(self, model: str, request: dict[str, Any]) -> Completion | _Failure:
+    async def _attempt(self, model: str, request: dict[str, Any]) -> Completion | Failure:
+        http = self._direct_client(model)
+        if http is not None:
+            return await http.complete(model, request)
         litellm = _load_litellm()
         try:
             response = await litellm.acompletion(model=wire_model(model, request), **request)
@@ -299,7 +301,10 @@ class LiteLLMClient(_RetryingCaller):
 
         litellm picks the model's tokenizer and falls back to tiktoken's cl100k for models it
         does not know; if it still cannot count (odd message shapes), estimate ~4 chars/token.
+        The direct path counts as litellm does, with cl100k, without importing litellm.
         """
+        if self._direct_client(self.model) is not None:
+            return tokens.count_tokens(messages, tools)
         litellm = _load_litellm()
         try:
             count = litellm.token_counter(
@@ -310,7 +315,7 @@ class LiteLLMClient(_RetryingCaller):
             )
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.debug("token_counter failed for %s (%s); estimating", self.model, exc)
-            return _estimate_tokens(messages, tools)
+            return tokens.estimate_tokens(messages, tools)
         return int(count)
 
 
@@ -361,11 +366,11 @@ class LiteLLMEmbedder(_RetryingCaller):
 
     async def _embed_batch(self, texts: list[str]) -> Vectors:
         result = await self._retrying(lambda: self._attempt(texts))
-        if isinstance(result, _Failure):
-            self._raise([_describe(result, self.max_retries + 1)], result)
+        if isinstance(result, Failure):
+            self._raise([describe(result, self.max_retries + 1)], result)
         return result
 
-    async def _attempt(self, texts: list[str]) -> Vectors | _Failure:
+    async def _attempt(self, texts: list[str]) -> Vectors | Failure:
         litellm = _load_litellm()
         try:
             response = await litellm.aembedding(
@@ -382,20 +387,20 @@ class LiteLLMEmbedder(_RetryingCaller):
         return _parse_embeddings(response, len(texts), self.dimensions)
 
 
-def _parse_embeddings(response: Any, count: int, dimensions: int) -> Vectors | _Failure:
+def _parse_embeddings(response: Any, count: int, dimensions: int) -> Vectors | Failure:
     """L2-normalised float32 rows in input order (providers may answer out of order)."""
     import numpy as np
 
     items = list(getattr(response, "data", None) or [])
     if len(items) != count:
-        return _Failure(
+        return Failure(
             "malformed response", f"{len(items)} vectors for {count} texts", retryable=True
         )
     rows = [_field(item, "embedding") for item in sorted(items, key=lambda i: _field(i, "index"))]
     sizes = sorted({len(row) for row in rows})
     if sizes != [dimensions]:
         detail = f"got {'/'.join(map(str, sizes))}-dimensional vectors, configured {dimensions}"
-        return _Failure("wrong vector size", detail, retryable=False)
+        return Failure("wrong vector size", detail, retryable=False)
     vectors = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.clip(norms, 1e-12, None)
@@ -407,53 +412,23 @@ def _field(item: Any, name: str) -> Any:
 
 
 def _kind(litellm: Any, exc: BaseException, status: int | None) -> tuple[bool, str]:
-    for name, retryable, label in _ERROR_KINDS:
+    for name, _status, retryable, label in KINDS:
         cls = getattr(litellm, name, None)
         if cls is not None and isinstance(exc, cls):
             with_status = status is not None and name not in _NO_STATUS_IN_REASON
             return retryable, f"{label} ({status})" if with_status else label
-    if status is not None and (status >= 500 or status == 408):
-        return True, f"server error ({status})"
     if status is not None:
-        return False, f"HTTP error ({status})"
+        return status_kind(status)
     return False, type(exc).__name__
 
 
-_PREFIXES = re.compile(r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
-
-
-def _clean_detail(message: str) -> str:
-    """litellm's message without its 'litellm.XError: XError: OpenAIException - ' prefixes."""
-    line = " ".join(message.split())
-    line = _PREFIXES.sub("", line, count=1)
-    if len(line) > _MAX_DETAIL:
-        line = line[: _MAX_DETAIL - 1] + "…"
-    return line
-
-
-def _describe(failure: _Failure, attempts: int) -> str:
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    detail = f": {failure.detail}" if failure.detail else ""
-    return f"{failure.reason}{tries}{detail}"
-
-
 def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the provider asked us to wait, from retry-after-ms or retry-after (seconds)."""
+    """The retry-after hint of litellm's exception (its own copy of the headers, or the raw
+    response's)."""
     headers = getattr(exc, "litellm_response_headers", None)
     if not headers:
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None)
-    if not headers or not hasattr(headers, "get"):
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) * scale)
-        except ValueError:
-            continue  # an HTTP date: not worth parsing for a capped wait
-    return None
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    return retry_after(headers)
 
 
 def _lookup_context_window(model: str) -> int:
@@ -461,46 +436,47 @@ def _lookup_context_window(model: str) -> int:
     try:
         info = litellm.get_model_info(model)
     except litellm.ModelNotMappedError:
-        log.info(
-            "context window of %s unknown; assuming %d (set [llm] context_window)",
-            model,
-            DEFAULT_CONTEXT_WINDOW,
-        )
-        return DEFAULT_CONTEXT_WINDOW
+        return _default_context_window(model)
     window = info.get("max_input_tokens") or info.get("max_tokens")
     return int(window) if window else DEFAULT_CONTEXT_WINDOW
 
 
-def _parse_response(response: Any, model: str) -> Completion | _Failure:
+def _offline_context_window(model: str) -> int:
+    """The window from the model map litellm ships, read as a file: as litellm would say it
+    for openai/gpt-4o-mini, without importing litellm."""
+    path = tokens.litellm_data_file(MODEL_MAP_FILE)
+    table = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    name = model.split("/", 1)[1] if model.startswith(PREFIXES) else model
+    info = table.get(model) or table.get(name) or {}
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    return int(window) if window else _default_context_window(model)
+
+
+def _default_context_window(model: str) -> int:
+    log.info(
+        "context window of %s unknown; assuming %d (set [llm] context_window)",
+        model,
+        DEFAULT_CONTEXT_WINDOW,
+    )
+    return DEFAULT_CONTEXT_WINDOW
+
+
+def _parse_response(response: Any, model: str) -> Completion | Failure:
     """A Completion from litellm's ModelResponse; a retryable failure if it has no choices."""
     choices = getattr(response, "choices", None)
     if not choices:
-        return _Failure("malformed response", "no choices", retryable=True)
+        return Failure("malformed response", "no choices", retryable=True)
     message = choices[0].message
     calls = tuple(
-        _parse_tool_call(call, index) for index, call in enumerate(message.tool_calls or ())
+        tool_call(call.id, call.function.name, call.function.arguments, index)
+        for index, call in enumerate(message.tool_calls or ())
     )
-    content = message.content
-    if content is not None and not isinstance(content, str):
-        content = json.dumps(content)
     return Completion(
-        text=content or None,
+        text=text_content(message.content),
         tool_calls=calls,
         usage=_parse_usage(getattr(response, "usage", None)),
         model=model,
     )
-
-
-def _parse_tool_call(call: Any, index: int) -> ToolCall:
-    """Keep the arguments raw, even if not JSON: the agent loop tells the model what was wrong."""
-    function = call.function
-    arguments = function.arguments
-    if arguments is None:
-        arguments = ""
-    elif not isinstance(arguments, str):
-        arguments = json.dumps(arguments)
-    call_id = call.id or f"call_{index}_{uuid.uuid4().hex[:12]}"
-    return ToolCall(id=call_id, name=function.name or "", arguments=arguments)
 
 
 def _parse_usage(usage: Any) -> Usage:
@@ -510,11 +486,3 @@ def _parse_usage(usage: Any) -> Usage:
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
     )
-
-
-def _estimate_tokens(
-    messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
-) -> int:
-    """~4 characters per token plus a few per message for the role framing (cl100k-ish)."""
-    chars = len(json.dumps(messages, default=str)) + len(json.dumps(tools or [], default=str))
-    return chars // 4 + 3 * len(messages) + 1

@@ -1,4 +1,5 @@
-"""LiteLLMClient against a real HTTP server (FakeOpenAIServer): parsing, retries, fallbacks."""
+"""LiteLLMClient through litellm (direct_http=False) against a real HTTP server
+(FakeOpenAIServer): parsing, retries, fallbacks. The direct path: test_openai_http.py."""
 
 from __future__ import annotations
 
@@ -35,7 +36,12 @@ MEMORY_TOOL = {
 
 
 def make_client(server: FakeOpenAIServer, **kwargs: object) -> LiteLLMClient:
-    options: dict = {"api_base": server.base_url, "api_key": "sk-test", "retry_backoff": 0.01}
+    options: dict = {
+        "api_base": server.base_url,
+        "api_key": "sk-test",
+        "retry_backoff": 0.01,
+        "direct_http": False,
+    }
     options.update(kwargs)
     return LiteLLMClient("openai/test-model", **options)
 
@@ -197,6 +203,7 @@ async def test_unreachable_server_is_a_retryable_error() -> None:
         max_retries=1,
         retry_backoff=0.01,
         timeout=2,
+        direct_http=False,
     )
     with pytest.raises(LLMError) as caught:
         await client.complete(HELLO)
