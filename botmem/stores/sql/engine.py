@@ -5,8 +5,8 @@ transaction on a local WAL file takes tens of microseconds, while the same trans
 through an async driver (a thread hop per call) took 1.4 ms, and a turn makes about twenty.
 In-process writers take turns on an asyncio lock, so the loop never blocks waiting for its
 own write lock; another process holding it costs at most `SQLITE_BUSY_MS` per attempt.
-The reader never opens a transaction: a read block sees what is committed when each of its
-statements runs (in-process writes cannot interleave with it: nothing in it yields).
+Reads open no transaction: a read block sees what is committed when each of its statements
+runs (in-process writes cannot interleave with it: nothing in it yields).
 
 SQLite also needs care: a deferred transaction that reads and then writes fails with
 "database is locked" when another connection committed in between (WAL snapshot), and the
@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 _BEGIN_OPTION = "botmem_begin"
 _AUTOCOMMIT = "none"
-"""The reader's begin mode: no BEGIN, so every statement reads the newest commit."""
+"""The begin mode of reads: no BEGIN, so every statement reads the newest commit."""
 SQLITE_BUSY_MS = 50
 """How long one attempt waits for another process's write lock (the loop waits with it)."""
 _SQLITE_PRAGMAS = (
@@ -74,24 +74,35 @@ Conn: TypeAlias = AsyncConnection | InlineConnection
 
 
 class SqliteDatabase:
-    """SQLite via `sqlite3`, run inline on two long-lived connections: one for reads (each
-    statement its own snapshot), one for write transactions. No pool checkout, BEGIN and
-    rollback per read: through SQLAlchemy those cost ~0.15 ms, the query itself ~0.01 ms."""
+    """SQLite via `sqlite3`, run inline on one long-lived connection.
+
+    One connection keeps SQLite's page cache warm: a second connection must drop its cache
+    whenever the other one committed, and re-read pages on every statement (~0.2 ms each
+    under load). Reads run outside any transaction (each statement sees the newest commit);
+    a write is one ``BEGIN IMMEDIATE`` transaction. Nothing yields inside either, so a read
+    never sees another coroutine's write half done.
+    """
 
     sqlite = True
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._reader: Connection | None = None
-        self._writer: Connection | None = None
+        self._conn: Connection | None = None
+        self._writing = False
         self._write_turn = asyncio.Lock()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[InlineConnection]:
         """``async with db.read() as conn``: a connection for queries."""
-        if self._reader is None or self._reader.invalidated:
-            self._reader = self._connect(_AUTOCOMMIT)
-        yield InlineConnection(self._reader)
+        conn = self._connection()
+        if self._writing:  # a read from inside a write: part of that transaction
+            yield InlineConnection(conn)
+            return
+        conn.execution_options(**{_BEGIN_OPTION: _AUTOCOMMIT})
+        try:
+            yield InlineConnection(conn)
+        finally:
+            conn.rollback()  # ends SQLAlchemy's idea of a transaction; SQLite had none
 
     async def write(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run `work` in one write transaction, committed when it returns.
@@ -102,26 +113,30 @@ class SqliteDatabase:
         """
         async with self._write_turn:
             for attempt in range(LOCKED_ATTEMPTS):
-                if self._writer is None or self._writer.invalidated:
-                    self._writer = self._connect("IMMEDIATE")
+                conn = self._connection()
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                self._writing = True
                 try:
-                    with self._writer.begin():
-                        return await work(InlineConnection(self._writer))
+                    with conn.begin():
+                        return await work(InlineConnection(conn))
                 except OperationalError as exc:
-                    self._writer.rollback()  # a failed BEGIN leaves the connection half-begun
+                    conn.rollback()  # a failed BEGIN leaves the connection half-begun
                     if not is_locked(exc):
                         raise
+                finally:
+                    self._writing = False
                 await backoff(attempt)
         raise StoreError(f"database stayed locked after {LOCKED_ATTEMPTS} attempts")
 
-    def _connect(self, begin: str) -> Connection:
-        return self.engine.connect().execution_options(**{_BEGIN_OPTION: begin})
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.invalidated:
+            self._conn = self.engine.connect()
+        return self._conn
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                conn.close()
-        self._reader = self._writer = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         self.engine.dispose()
 
 
