@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from botmem.errors import NotFoundError
@@ -26,6 +26,12 @@ def _state(row: Any) -> AgentState:
     )
 
 
+# Built once: constructing a statement costs more than running it (these run every step).
+_GET = select(agents).where(agents.c.agent_key == bindparam("agent_key"))
+_SET = update(agents).where(agents.c.agent_key == bindparam("key"))
+"""Sets the columns named by the parameters."""
+
+
 class SqlAgentStore:
     def __init__(self, db: Database, clock: Clock):
         self._db = db
@@ -33,8 +39,7 @@ class SqlAgentStore:
 
     async def get(self, agent_key: AgentKey) -> AgentState | None:
         async with self._db.read() as conn:
-            result = await conn.execute(select(agents).where(agents.c.agent_key == agent_key))
-            row = result.first()
+            row = (await conn.execute(_GET, {"agent_key": agent_key})).first()
         return _state(row) if row else None
 
     async def ensure(self, agent_key: AgentKey) -> tuple[AgentState, bool]:
@@ -88,8 +93,7 @@ class SqlAgentStore:
 
     async def _update(self, agent_key: AgentKey, values: dict[str, Any]) -> None:
         async def work(conn: Conn) -> int:
-            stmt = update(agents).where(agents.c.agent_key == agent_key).values(**values)
-            return (await conn.execute(stmt)).rowcount
+            return (await conn.execute(_SET, {**values, "key": agent_key})).rowcount
 
         if await self._db.write(work) == 0:
             raise NotFoundError(f"no agent {agent_key!r}")

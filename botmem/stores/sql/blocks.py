@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
 
 from botmem.errors import NotFoundError, StoreError
 from botmem.stores.base import Clock, apply_change
@@ -28,13 +29,19 @@ from botmem.types import AgentKey, Block, BlockEdit, BlockSpec
 EDIT_ATTEMPTS = 50
 
 
-def _agent_blocks(agent_key: AgentKey) -> Select[Any]:
+def _agent_blocks(agent_key: AgentKey | BindParameter[Any]) -> Select[Any]:
     """The agent's blocks, each with the label it has for this agent."""
     return (
         select(blocks, agent_blocks.c.label.label("agent_label"))
         .join(agent_blocks, agent_blocks.c.block_id == blocks.c.id)
         .where(agent_blocks.c.agent_key == agent_key)
     )
+
+
+_FOR_AGENT = _agent_blocks(bindparam("agent_key")).order_by(
+    agent_blocks.c.position, agent_blocks.c.label
+)
+"""Built once: constructing a statement costs more than running it (called every step)."""
 
 
 def _block(row: Any) -> Block:
@@ -70,9 +77,9 @@ class SqlBlockStore:
         self._clock = clock
 
     async def for_agent(self, agent_key: AgentKey) -> list[Block]:
-        query = _agent_blocks(agent_key).order_by(agent_blocks.c.position, agent_blocks.c.label)
         async with self._db.read() as conn:
-            return [_block(row) for row in await conn.execute(query)]
+            rows = await conn.execute(_FOR_AGENT, {"agent_key": agent_key})
+            return [_block(row) for row in rows]
 
     async def get(self, agent_key: AgentKey, label: str) -> Block | None:
         query = _agent_blocks(agent_key).where(agent_blocks.c.label == label)

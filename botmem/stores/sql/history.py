@@ -10,8 +10,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, false, func, select, true, update
+from sqlalchemy import bindparam, delete, false, func, select, true, update
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
 
 from botmem.stores.base import CONVERSATION_ROLES
 from botmem.stores.sql.engine import Conn, Database
@@ -81,21 +82,37 @@ def unindexed_query(limit: int) -> Select[Any]:
     )
 
 
+# Built once: constructing a statement costs more than running it (these run every step).
+_AGENT: BindParameter[str] = bindparam("agent_key")
+_LAST_SAID = (
+    select(messages.c.spoken)
+    .where(
+        messages.c.agent_key == _AGENT,
+        messages.c.role.in_(CONVERSATION_ROLES),
+        messages.c.spoken != "",
+    )
+    .order_by(messages.c.id.desc())
+    .limit(1)
+)
+_SINCE = (
+    select(messages)
+    .where(messages.c.agent_key == _AGENT, messages.c.id >= bindparam("first_id"))
+    .order_by(messages.c.id)
+)
+_FOR_TURN = (
+    select(messages)
+    .where(messages.c.agent_key == _AGENT, messages.c.turn_id == bindparam("turn_id"))
+    .order_by(messages.c.id)
+)
+_INSERT = messages.insert().returning(messages.c.id)
+_COUNT = select(func.count()).select_from(messages).where(messages.c.agent_key == _AGENT)
+
+
 async def _last_said(conn: Conn, items: Sequence[Message]) -> dict[AgentKey, str]:
     """What each agent with a message said in `items` last said before them."""
     found = {}
     for agent_key in dict.fromkeys(m.agent_key for m in items if is_said(m)):
-        query = (
-            select(messages.c.spoken)
-            .where(
-                messages.c.agent_key == agent_key,
-                messages.c.role.in_(CONVERSATION_ROLES),
-                messages.c.spoken != "",
-            )
-            .order_by(messages.c.id.desc())
-            .limit(1)
-        )
-        spoken = (await conn.execute(query)).scalar_one_or_none()
+        spoken = (await conn.execute(_LAST_SAID, {"agent_key": agent_key})).scalar_one_or_none()
         if spoken is not None:
             found[agent_key] = spoken
     return found
@@ -110,32 +127,27 @@ class SqlHistoryStore:
             stored = []
             found = contexts(items, await _last_said(conn, items))
             for message, context in zip(items, found, strict=True):
-                values = _values(message, context)
-                stmt = messages.insert().values(**values).returning(messages.c.id)
-                new_id = (await conn.execute(stmt)).scalar_one()
+                new_id = (await conn.execute(_INSERT, _values(message, context))).scalar_one()
                 stored.append(replace(message, id=new_id))
             return stored
 
         return await self._db.write(work)
 
-    async def _select(self, query: Select[Any]) -> list[Message]:
+    async def _select(
+        self, query: Select[Any], parameters: dict[str, Any] | None = None
+    ) -> list[Message]:
         async with self._db.read() as conn:
-            return [_message(row) for row in await conn.execute(query)]
+            return [_message(row) for row in await conn.execute(query, parameters)]
 
     async def since(self, agent_key: AgentKey, first_id: int) -> list[Message]:
-        query = select(messages).where(messages.c.agent_key == agent_key, messages.c.id >= first_id)
-        return await self._select(query.order_by(messages.c.id))
+        return await self._select(_SINCE, {"agent_key": agent_key, "first_id": first_id})
 
     async def for_turn(self, agent_key: AgentKey, turn_id: int) -> list[Message]:
-        query = select(messages).where(
-            messages.c.agent_key == agent_key, messages.c.turn_id == turn_id
-        )
-        return await self._select(query.order_by(messages.c.id))
+        return await self._select(_FOR_TURN, {"agent_key": agent_key, "turn_id": turn_id})
 
     async def count(self, agent_key: AgentKey) -> int:
-        query = select(func.count()).select_from(messages)
         async with self._db.read() as conn:
-            result = await conn.execute(query.where(messages.c.agent_key == agent_key))
+            result = await conn.execute(_COUNT, {"agent_key": agent_key})
             return int(result.scalar_one())
 
     async def search(

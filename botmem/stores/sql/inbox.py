@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from botmem.errors import NotFoundError
@@ -15,6 +15,17 @@ from botmem.stores.sql.schema import inbox
 from botmem.types import AgentKey
 
 UNFINISHED: tuple[InboxStatus, ...] = ("pending", "replied")
+# Built once: constructing a statement costs more than running it (each runs every turn).
+_ADD = inbox.insert().returning(inbox.c.id)
+_ITEM = inbox.c.id == bindparam("item_id")
+_START = (
+    update(inbox)
+    .where(_ITEM)
+    .values(attempts=inbox.c.attempts + 1, updated_at=bindparam("now"))
+    .returning(inbox.c.attempts)
+)
+_SET = update(inbox).where(_ITEM).returning(inbox.c.id)
+"""Sets the columns named by the parameters (status, reply, error, updated_at)."""
 
 
 def _item(row: Any) -> InboxItem:
@@ -35,23 +46,19 @@ class SqlInboxStore:
 
     async def add(self, inbound: InboundMessage) -> int | None:
         now = self._clock()
-        stmt = (
-            inbox.insert()
-            .values(
-                source=inbound.source,
-                source_message_id=inbound.message_id,
-                agent_key=inbound.agent_key,
-                payload=inbound.to_dict(),
-                status="pending",
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(inbox.c.id)
-        )
+        values = {
+            "source": inbound.source,
+            "source_message_id": inbound.message_id,
+            "agent_key": inbound.agent_key,
+            "payload": inbound.to_dict(),
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
 
         async def work(conn: Conn) -> int:
-            return int((await conn.execute(stmt)).scalar_one())
+            return int((await conn.execute(_ADD, values)).scalar_one())
 
         try:
             return await self._db.write(work)
@@ -69,33 +76,26 @@ class SqlInboxStore:
             return [_item(row) for row in await conn.execute(query)]
 
     async def start_attempt(self, inbox_id: int) -> int:
-        attempts = await self._update(
-            inbox_id, {"attempts": inbox.c.attempts + 1}, returning=inbox.c.attempts
-        )
-        return int(attempts)
+        return int(await self._update(_START, inbox_id, {"now": self._clock()}))
 
     async def mark_replied(self, inbox_id: int, reply: str | None) -> None:
-        await self._update(inbox_id, {"status": "replied", "reply": reply})
+        await self._set(inbox_id, {"status": "replied", "reply": reply})
 
     async def mark_delivered(self, inbox_id: int) -> None:
-        await self._update(inbox_id, {"status": "delivered"})
+        await self._set(inbox_id, {"status": "delivered"})
 
     async def mark_failed(self, inbox_id: int, error: str) -> None:
-        await self._update(inbox_id, {"status": "failed", "error": error})
+        await self._set(inbox_id, {"status": "failed", "error": error})
 
-    async def _update(
-        self, inbox_id: int, values: dict[str, Any], *, returning: Any = inbox.c.id
-    ) -> Any:
-        """Update one item (stamping updated_at); returns `returning` of the updated row."""
-        stmt = (
-            update(inbox)
-            .where(inbox.c.id == inbox_id)
-            .values(**values, updated_at=self._clock())
-            .returning(returning)
-        )
+    async def _set(self, inbox_id: int, values: dict[str, Any]) -> None:
+        await self._update(_SET, inbox_id, {**values, "updated_at": self._clock()})
+
+    async def _update(self, stmt: Any, inbox_id: int, parameters: dict[str, Any]) -> Any:
+        """Run an UPDATE ... RETURNING of one item; what it returns, or NotFoundError."""
 
         async def work(conn: Conn) -> Any:
-            return (await conn.execute(stmt)).scalar_one_or_none()
+            result = await conn.execute(stmt, {**parameters, "item_id": inbox_id})
+            return result.scalar_one_or_none()
 
         result = await self._db.write(work)
         if result is None:
