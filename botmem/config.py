@@ -86,7 +86,7 @@ class StorageSettings(_Section):
     database_url: str = ""
     chroma_url: str = ""
     """A Chroma server (e.g. http://localhost:8000); empty: embedded, under data_dir/chroma."""
-    chroma_shards: int = Field(default=64, ge=1, le=4096)
+    chroma_shards: int = Field(default=16, ge=1, le=4096)
     vector_cache: int = Field(default=50_000, ge=0)
     """Vectors of recently searched agents kept in RAM (~1.5 KB each); 0 turns it off."""
 

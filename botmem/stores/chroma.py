@@ -21,6 +21,7 @@ instead of silently returning wrong or no neighbours.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import zlib
@@ -39,15 +40,18 @@ if TYPE_CHECKING:
     from chromadb.api.client import Client
     from chromadb.api.models.Collection import Collection
 
-DEFAULT_SHARDS = 64
-"""bench/vector_scale.py, 1,000 agents x 100 vectors x 384 dims: 1 collection p95 260 ms; 16
-shards 12 ms, 272 MB; 64 shards 14 ms, 391 MB; 1,000 shards 7 ms, 1.85 GB. 64 keeps ~1,600
-vectors per shard, so p95 stays within 20 ms up to ~4,000 agents (the 16-shard density)."""
+DEFAULT_SHARDS = 16
+"""bench/vector_scale.py, 1,000 agents x 100 vectors x 384 dims: 1 collection p95 260 ms;
+8 shards p95 16 ms, 343 MB; 16 shards 11 ms, 370 MB; 64 shards 6 ms, 488 MB. Every chroma
+call costs ~9 ms whatever its size, so the indexer's batch of 256 messages of 100 agents took
+226 ms with 16 shards and 1.2 s with 64 (most of it holding the GIL the turns need). Agents
+searched recently are answered from RAM (CachedVectorIndex) either way."""
 
 MAX_SHARDS = 4096
 PREFIX = "botmem"
 _SPACE = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 def shard_of(agent_key: AgentKey, shards: int) -> int:
@@ -109,6 +113,8 @@ class ChromaVectorIndex:
             raise StoreError(f"shards must be between 1 and {MAX_SHARDS}, got {shards}")
         self._connect = connect
         self._shards = shards
+        self._shards_settled = False
+        """Whether the shard count is fixed: read from the index, or used to create it."""
         self._model = model
         self._where = where
         self._client: Client | None = None
@@ -296,13 +302,7 @@ class ChromaVectorIndex:
                 self._remember(parsed[0], collection.metadata or {}, collection.name)
 
     def _remember(self, space: str, metadata: Any, name: str) -> None:
-        stored_shards = metadata.get("shards")
-        if stored_shards is not None and stored_shards != self._shards:
-            raise StoreError(
-                f"vector index {self._where} was built with {stored_shards} shards "
-                f"({name}), configured {self._shards}: set shards back, or delete the index "
-                "and re-embed"
-            )
+        self._adopt_shards(metadata.get("shards"), name)
         stored_model = metadata.get("model")
         if self._model is not None and stored_model is not None and stored_model != self._model:
             raise StoreError(
@@ -314,6 +314,27 @@ class ChromaVectorIndex:
         if isinstance(dimensions, int):
             self._check_dimensions(space, dimensions)
             self._dimensions[space] = dimensions
+
+    def _adopt_shards(self, stored: Any, name: str) -> None:
+        """An existing index keeps the shard count it was built with (the setting applies to
+        a new one): agents map to shards by that count. Two counts in one index: refused."""
+        if stored is None or stored == self._shards:
+            self._shards_settled = True
+            return
+        if self._shards_settled:
+            raise StoreError(
+                f"vector index {self._where} mixes shard counts ({name} has {stored}, others "
+                f"{self._shards}): delete the index and re-embed"
+            )
+        log.info(
+            "vector index %s was built with %s shards: keeping them (the configured %d "
+            "applies to a new index)",
+            self._where,
+            stored,
+            self._shards,
+        )
+        self._shards = int(stored)
+        self._shards_settled = True
 
     def _check_dimensions(self, space: str, dimensions: int) -> None:
         known = self._dimensions.get(space)
@@ -357,6 +378,7 @@ class ChromaVectorIndex:
                 return client.get_collection(name, embedding_function=None)
             except NotFoundError:
                 return None
+        self._shards_settled = True
         metadata: dict[str, Any] = {"dimensions": dimensions, "shards": self._shards}
         if self._model is not None:
             metadata["model"] = self._model

@@ -111,15 +111,19 @@ async def test_persists_across_reopen(tmp_path: Path) -> None:
     assert [item_id for item_id, _ in hits] == ["2", "1"]
 
 
-async def test_reopen_with_other_shard_count_is_refused(tmp_path: Path) -> None:
+async def test_reopen_with_other_shard_count_keeps_the_index_count(tmp_path: Path) -> None:
+    agents = [f"agent{n}" for n in range(20)]  # spread over both of the 2 shards
     first = ChromaVectorIndex.persistent(tmp_path / "chroma", shards=2)
-    await first.upsert("passages", "a", ["1"], unit(1))
+    for agent in agents:
+        await first.upsert("passages", agent, ["1"], unit(1))
     await first.aclose()
 
     again = ChromaVectorIndex.persistent(tmp_path / "chroma", shards=3)
-    for _ in range(2):  # refused every time, not only on the first call
-        with pytest.raises(StoreError, match="built with 2 shards"):
-            await again.query("passages", "a", unit(1), limit=5)
+    for agent in agents:  # found where the 2-shard layout put them
+        assert [i for i, _ in await again.query("passages", agent, unit(1), limit=5)] == ["1"]
+    await again.upsert("passages", "agent0", ["2"], unit(1, 1))  # written there too
+    found = await again.query("passages", "agent0", unit(1, 1), limit=5)
+    assert [i for i, _ in found] == ["2", "1"]
     await again.aclose()
 
 
