@@ -298,6 +298,8 @@ def build_llm(settings: Settings) -> LLMClient:
         fallbacks=llm.fallbacks,
         timeout=llm.timeout,
         max_retries=llm.max_retries,
+        retry_backoff=llm.retry_backoff,
+        breaker_cooldown=llm.breaker_cooldown,
         temperature=llm.temperature,
         direct_http=llm.direct_http,
     )

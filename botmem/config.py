@@ -66,6 +66,10 @@ class LLMSettings(_Section):
     fallbacks: list[str] = Field(default_factory=list)
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff: float = Field(default=0.5, ge=0, le=60)
+    """Seconds before the first retry; each next one waits twice as long (plus jitter)."""
+    breaker_cooldown: float = Field(default=60.0, ge=0)
+    """With fallbacks: after 3 calls in a row failed on the model, skip it this long (0: off)."""
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_reply_tokens: int = Field(default=1024, ge=16)
     direct_http: bool = True

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from botmem.errors import LLMError
 from botmem.llm import tokens
 from botmem.llm.base import Completion, Usage
+from botmem.llm.breaker import FAILURES, Breaker
 from botmem.llm.failures import (
     KINDS,
     MAX_RETRY_AFTER,
@@ -176,6 +177,7 @@ class LiteLLMClient(_RetryingCaller):
         temperature: float | None = None,
         retry_backoff: float = 0.5,
         direct_http: bool = True,
+        breaker_cooldown: float = 60.0,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -186,6 +188,7 @@ class LiteLLMClient(_RetryingCaller):
         self.max_retries = max(0, max_retries)
         self.temperature = temperature
         self.retry_backoff = retry_backoff
+        self._breaker = Breaker(breaker_cooldown)
         self._http = (
             OpenAIHTTPClient(api_base, api_key=api_key, timeout=timeout)
             if direct_http and api_base
@@ -239,12 +242,26 @@ class LiteLLMClient(_RetryingCaller):
         *,
         max_tokens: int | None = None,
     ) -> Completion:
-        """One model call: retries on the primary model, then each fallback once."""
+        """One model call: retries on the primary model, then each fallback once. While the
+        primary keeps failing (see breaker.py), calls with fallbacks go to them at once."""
         request = self._request(messages, tools, max_tokens)
-        result = await self._with_retries(request)
-        if isinstance(result, Completion):
-            return result
-        failures = [describe(result, self.max_retries + 1)]
+        skipped = self._breaker.open_for() if self.fallbacks else 0.0
+        if skipped:
+            last = Failure("skipped", f"down, retried in {skipped:.0f}s", retryable=True)
+            failures = [f"skipped: failing, tried again in {skipped:.0f}s"]
+        else:
+            result = await self._with_retries(request)
+            if isinstance(result, Completion):
+                self._breaker.succeeded()
+                return result
+            last, failures = result, [describe(result, self.max_retries + 1)]
+            if self.fallbacks and self._breaker.failed():
+                log.warning(
+                    "LLM %s failed %d calls in a row: fallbacks answer for the next %.0fs",
+                    self.model,
+                    FAILURES,
+                    self._breaker.open_for(),
+                )
         for fallback in self.fallbacks:
             outcome = await self._attempt(fallback, request)
             if isinstance(outcome, Completion):
@@ -253,7 +270,7 @@ class LiteLLMClient(_RetryingCaller):
             failures.append(f"fallback {fallback}: {describe(outcome, 1)}")
             if not outcome.retryable:
                 self._raise(failures, outcome)
-        self._raise(failures, result)
+        self._raise(failures, last)
 
     def _request(
         self,
