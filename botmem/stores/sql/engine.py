@@ -79,8 +79,8 @@ class SqliteDatabase:
     One connection keeps SQLite's page cache warm: a second connection must drop its cache
     whenever the other one committed, and re-read pages on every statement (~0.2 ms each
     under load). Reads run outside any transaction (each statement sees the newest commit);
-    a write is one ``BEGIN IMMEDIATE`` transaction. Nothing yields inside either, so a read
-    never sees another coroutine's write half done.
+    a write is one ``BEGIN IMMEDIATE`` transaction. The stores' writes never yield, but a read
+    that finds another task's write open waits for it rather than read it half done.
     """
 
     sqlite = True
@@ -88,16 +88,20 @@ class SqliteDatabase:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._conn: Connection | None = None
-        self._writing = False
+        self._writer: asyncio.Task[Any] | None = None
+        """The task whose write transaction is open, if any."""
         self._write_turn = asyncio.Lock()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[InlineConnection]:
         """``async with db.read() as conn``: a connection for queries."""
-        conn = self._connection()
-        if self._writing:  # a read from inside a write: part of that transaction
-            yield InlineConnection(conn)
+        if self._writer is not None and self._writer is asyncio.current_task():
+            yield InlineConnection(self._connection())  # from inside a write: part of it
             return
+        if self._writer is not None:  # a write that awaited something: never read it half done
+            async with self._write_turn:
+                pass
+        conn = self._connection()
         conn.execution_options(**{_BEGIN_OPTION: _AUTOCOMMIT})
         try:
             yield InlineConnection(conn)
@@ -115,7 +119,7 @@ class SqliteDatabase:
             for attempt in range(LOCKED_ATTEMPTS):
                 conn = self._connection()
                 conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-                self._writing = True
+                self._writer = asyncio.current_task()
                 try:
                     with conn.begin():
                         return await work(InlineConnection(conn))
@@ -124,7 +128,7 @@ class SqliteDatabase:
                     if not is_locked(exc):
                         raise
                 finally:
-                    self._writing = False
+                    self._writer = None
                 await backoff(attempt)
         raise StoreError(f"database stayed locked after {LOCKED_ATTEMPTS} attempts")
 
