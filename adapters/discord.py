@@ -5,6 +5,9 @@ replied to, or in a thread it is part of). Message content is a privileged inten
 mentions carry content without it, so it is asked for only when `message_content` is set.
 Slash commands are deferred at once (Discord allows 3 s), then answered with follow-ups, which
 are ephemeral in a server. discord.py itself waits out 429 rate limits and retries.
+
+Sharded (`shard_count`, `shard_ids`), a process connects only its shards: each server's events
+arrive on one shard, DMs on shard 0. The process holding shard 0 registers the slash command.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 2000
 KEPT_INTERACTIONS = 1024
 """Deferred interactions kept for their follow-up (a token lives 15 minutes)."""
+IDENTIFY_SPACING = 5.0
+"""discord.py waits this long between two shards' IDENTIFYs (Discord's identify rate limit)."""
+SHARDING_CLOSE_CODES = {
+    4010: "refused the shard it was sent",
+    4011: "requires sharding (too many servers for one connection)",
+}
+"""Gateway close codes that a better shard_count fixes."""
 
 
 class DiscordStartError(BotmemError):
@@ -56,7 +66,7 @@ class DiscordAdapter:
         self._token = token
         self._ready_timeout = ready_timeout
         self._guild_timeout = guild_ready_timeout
-        self.client = _BotClient(self, gateway_intents(settings), guild_ready_timeout)
+        self.client = _client(self, guild_ready_timeout)
         self._handle: InboundHandler | None = None
         self._ready = asyncio.Event()
         self._synced = False
@@ -71,7 +81,7 @@ class DiscordAdapter:
         """
         self._handle = handle
         if self.client.is_closed():
-            self.client = _BotClient(self, gateway_intents(self.settings), self._guild_timeout)
+            self.client = _client(self, self._guild_timeout)
             self._ready = asyncio.Event()
         logged_in = False
         try:
@@ -86,13 +96,15 @@ class DiscordAdapter:
         finally:
             if not logged_in:
                 await self.client.close()
+        log.info("discord: connecting %s", describe_shards(self.settings))
         self._connection = asyncio.create_task(self.client.connect(), name="discord-gateway")
         await self._wait_ready(self._connection)
 
     async def _wait_ready(self, connection: asyncio.Task[None]) -> None:
         ready = asyncio.create_task(self._ready.wait())
+        timeout = self._ready_timeout + IDENTIFY_SPACING * (len(own_shards(self.settings)) - 1)
         await asyncio.wait(
-            {ready, connection}, timeout=self._ready_timeout, return_when=asyncio.FIRST_COMPLETED
+            {ready, connection}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
         if ready.done():
             return
@@ -108,11 +120,18 @@ class DiscordAdapter:
                 "message_content = false",
                 key="discord.message_content",
             ) from failure
+        if isinstance(failure, discord.ConnectionClosed) and failure.code in SHARDING_CLOSE_CODES:
+            raise ConfigError(
+                f"Discord {SHARDING_CLOSE_CODES[failure.code]} (gateway close code "
+                f"{failure.code}, connecting {describe_shards(self.settings)}): set shard_count "
+                "to the bot's total number of shards, at least the number Discord recommends",
+                key="discord.shard_count",
+            ) from failure
         if died:
             raise DiscordStartError(
                 f"the Discord gateway connection ended before it was ready: {failure!r}"
             ) from failure
-        raise DiscordStartError(f"Discord was not ready within {self._ready_timeout:g} s")
+        raise DiscordStartError(f"Discord was not ready within {timeout:g} s")
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -130,9 +149,12 @@ class DiscordAdapter:
     # -- events (called by the client) --------------------------------------------------
 
     async def on_ready(self) -> None:
-        """Also called after a reconnect with a new session: commands are synced only once."""
+        """Also called after a reconnect with a new session: commands are synced only once,
+        and only by the process holding shard 0 (with several, the others leave it to it)."""
+        if not self._ready.is_set():
+            log.info("discord: ready on %s", describe_shards(self.settings))
         self._ready.set()
-        if not self._synced:
+        if not self._synced and 0 in own_shards(self.settings):
             self._synced = True
             self._spawn(self._sync_commands())
 
@@ -237,9 +259,28 @@ class DiscordAdapter:
         raise ValueError(f"nowhere to send the message for {message.agent_key}: no channel or user")
 
 
+def _client(adapter: DiscordAdapter, guild_ready_timeout: float) -> _BotClient:
+    """One gateway connection, or (sharded) one per shard of this process."""
+    settings = adapter.settings
+    intents = gateway_intents(settings)
+    if not settings.shard_count:
+        return _BotClient(adapter, intents, guild_ready_timeout)
+    return _ShardedBotClient(
+        adapter,
+        intents,
+        guild_ready_timeout,
+        shard_count=settings.shard_count,
+        shard_ids=list(settings.shard_ids) or None,
+    )
+
+
 class _BotClient(discord.Client):
     def __init__(
-        self, adapter: DiscordAdapter, intents: discord.Intents, guild_ready_timeout: float
+        self,
+        adapter: DiscordAdapter,
+        intents: discord.Intents,
+        guild_ready_timeout: float,
+        **sharding: Any,
     ):
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # a text-only bot
         super().__init__(
@@ -247,6 +288,7 @@ class _BotClient(discord.Client):
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False),
             chunk_guilds_at_startup=False,
             guild_ready_timeout=guild_ready_timeout,
+            **sharding,
         )
         self.adapter = adapter
         self.tree: app_commands.CommandTree[_BotClient] = app_commands.CommandTree(self)
@@ -257,6 +299,28 @@ class _BotClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self.adapter.on_message(message)
+
+
+class _ShardedBotClient(_BotClient, discord.AutoShardedClient):
+    """The same bot on the shards `shard_ids` of `shard_count` (all of them by default)."""
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("discord: shard %d of %s ready", shard_id, self.shard_count)
+
+
+def own_shards(settings: DiscordSettings) -> list[int]:
+    """The shards this process connects; [0] when unsharded (DMs reach it)."""
+    if not settings.shard_count:
+        return [0]
+    return list(settings.shard_ids) or list(range(settings.shard_count))
+
+
+def describe_shards(settings: DiscordSettings) -> str:
+    if not settings.shard_count:
+        return "one unsharded gateway connection"
+    shards = own_shards(settings)
+    every = " (all)" if len(shards) == settings.shard_count else ""
+    return f"shards {shards} of {settings.shard_count}{every}"
 
 
 def gateway_intents(settings: DiscordSettings) -> discord.Intents:

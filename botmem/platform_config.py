@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from botmem.routing import Scope
 
@@ -86,3 +86,31 @@ class DiscordSettings(PlatformSettings):
     needed to follow threads the bot is part of without being mentioned."""
     command_guilds: list[int] = Field(default_factory=list)
     """Register the /memory slash command in these guilds only (instant); empty: globally."""
+    shard_count: int = Field(default=0, ge=0)
+    """The bot's total number of gateway shards, across every process; 0: one unsharded
+    connection (enough below 2,500 servers)."""
+    shard_ids: list[int] = Field(default_factory=list)
+    """The shards this process connects (with several processes, each its own); empty: all."""
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_in_range(cls, shard_ids: list[int], info: ValidationInfo) -> list[int]:
+        if not shard_ids:
+            return shard_ids
+        count = info.data.get("shard_count")
+        if count is None:  # shard_count itself is invalid and reported
+            return shard_ids
+        if count == 0:
+            raise ValueError(
+                "shard_ids needs shard_count: the bot's total number of shards, the same in "
+                "every process (e.g. shard_count = 4 with shard_ids = [2, 3])"
+            )
+        outside = [shard for shard in shard_ids if not 0 <= shard < count]
+        if outside:
+            raise ValueError(
+                f"shard_ids {outside} not in range(shard_count): with shard_count = {count} "
+                f"a shard id is 0 to {count - 1}"
+            )
+        if len(set(shard_ids)) != len(shard_ids):
+            raise ValueError(f"shard_ids {shard_ids} names a shard twice")
+        return shard_ids

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import replace
 
 from botmem.adapter import TurnTask
@@ -18,7 +18,8 @@ from botmem.agent.runner import AgentRunner
 from botmem.commands_reply import CommandReply
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage, OutboundMessage
-from botmem.stores.base import Stores, is_transient
+from botmem.locks import LocalLocks
+from botmem.stores.base import InboxItem, Stores, is_transient
 from botmem.types import AgentKey
 from botmem.unicode import scrub
 
@@ -44,14 +45,22 @@ class Router:
         commands: RunCommand,
         deliver: Deliver,
         max_concurrent: int,
+        *,
+        locks: LocalLocks | None = None,
+        delivers: Callable[[str], bool] = lambda source: True,
     ):
         self._stores = stores
         self._runner = runner
         self._commands = commands
         self._deliver = deliver
+        self._delivers = delivers
+        """Whether replies to a source can be sent from this process (else another sends)."""
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._agents: dict[AgentKey, tuple[asyncio.Lock, list[int]]] = {}
+        self._locks = locks or LocalLocks()
         self._tasks: set[TurnTask] = set()
+        self.claims: asyncio.Event | None = None
+        """Set when turns are claimed by workers (see workers.py) rather than run at once:
+        a stored event then only wakes the claim loop."""
 
     async def submit(self, inbound: InboundMessage) -> TurnTask | None:
         """Store the event, then schedule its turn. A duplicate is dropped (returns None)."""
@@ -64,6 +73,9 @@ class Router:
                 inbound.message_id,
                 inbound.agent_key,
             )
+            return None
+        if self.claims is not None:
+            self.claims.set()
             return None
         return self._spawn(inbox_id, inbound, "pending", None)
 
@@ -107,7 +119,7 @@ class Router:
 
     async def wipe(self, agent_key: AgentKey) -> None:
         """Forget an agent once its running turn (if any) is over."""
-        async with self._agent_turn(agent_key):
+        async with self._locks.hold(agent_key):
             await self._stores.wipe_agent(agent_key)
 
     async def _process(
@@ -115,16 +127,47 @@ class Router:
     ) -> None:
         if inbound.kind == "command":  # not in the agent's queue: a wipe waits for it
             async with self._slots:
-                if status == "pending":
-                    await self._command(inbox_id, inbound)
-                elif reply is not None:  # answered, not delivered: the file is not kept
-                    await self._send(OutboundMessage.reply(inbound, reply, inbox_id, private=True))
+                await self._handle(inbox_id, inbound, status, reply)
             return
-        async with self._agent_turn(inbound.agent_key), self._slots:
+        async with self._locks.hold(inbound.agent_key), self._slots:
+            await self._handle(inbox_id, inbound, status, reply)
+
+    async def process_agent(self, agent_key: AgentKey, *, turns: bool, sources: set[str]) -> int:
+        """Work off the agent's unfinished items that this process can do, oldest first,
+        holding the agent (across processes, with leased locks); returns how many are left
+        undone (a store or platform failure: the caller tries again later).
+
+        Does nothing when another task or process holds the agent: it works them off."""
+        done: set[int] = set()
+        async with self._locks.hold(agent_key, wait=False) as held:
+            if not held:
+                return 0
+            while items := [
+                item
+                for item in await self._stores.inbox.unfinished_for(agent_key)
+                if item.id not in done and _can_do(item, turns, sources)
+            ]:
+                for item in items:
+                    done.add(item.id)
+                    async with self._slots:
+                        await self._handle(item.id, item.inbound, item.status, item.reply)
+            left = await self._stores.inbox.unfinished_for(agent_key)
+        return sum(1 for item in left if _can_do(item, turns, sources))
+
+    async def _handle(
+        self, inbox_id: int, inbound: InboundMessage, status: str, reply: str | None
+    ) -> None:
+        """One item, its agent already held (commands: not held; a wipe holds it itself)."""
+        if inbound.kind == "command":
             if status == "pending":
-                reply = await self._run(inbox_id, inbound)
-            if reply is not None:
-                await self._send(OutboundMessage.reply(inbound, reply, inbox_id))
+                await self._command(inbox_id, inbound)
+            elif reply is not None:  # answered, not delivered: the file is not kept
+                await self._send(OutboundMessage.reply(inbound, reply, inbox_id, private=True))
+            return
+        if status == "pending":
+            reply = await self._run(inbox_id, inbound)
+        if reply is not None:
+            await self._send(OutboundMessage.reply(inbound, reply, inbox_id))
 
     async def _run(self, inbox_id: int, inbound: InboundMessage) -> str | None:
         """Run the turn; returns the reply to send (None: nothing to send).
@@ -196,6 +239,12 @@ class Router:
         )
 
     async def _send(self, message: OutboundMessage) -> None:
+        if not self._delivers(message.source):
+            if message.inbox_id is None:
+                log.warning(
+                    "no %s adapter here: %s gets no reply", message.source, message.agent_key
+                )
+            return  # stays 'replied': a process serving that platform sends it
         try:
             await self._deliver(message)
         except Exception:  # boundary: the reply stays 'replied' and is sent again on restart
@@ -223,21 +272,15 @@ class Router:
 
     def busy(self, agent_key: AgentKey) -> bool:
         """Whether a turn of the agent is running or waiting."""
-        return agent_key in self._agents
+        return self._locks.busy(agent_key)
 
-    def exclusive(self, agent_key: AgentKey) -> AbstractAsyncContextManager[None]:
+    def exclusive(self, agent_key: AgentKey) -> AbstractAsyncContextManager[bool]:
         """Hold the agent between turns (background memory work never overlaps a turn)."""
-        return self._agent_turn(agent_key)
+        return self._locks.hold(agent_key)
 
-    @asynccontextmanager
-    async def _agent_turn(self, agent_key: AgentKey) -> AsyncIterator[None]:
-        """Serialize turns per agent; the lock is dropped once no turn of it waits."""
-        lock, users = self._agents.setdefault(agent_key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._agents[agent_key]
+
+def _can_do(item: InboxItem, turns: bool, sources: set[str]) -> bool:
+    """Whether a process running turns (or not) and serving `sources` can take the item."""
+    if item.inbound.kind != "command" and item.status == "pending":
+        return turns
+    return item.inbound.source in sources

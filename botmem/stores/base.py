@@ -6,7 +6,7 @@ Every method is its own transaction. Timestamps are timezone-aware UTC datetimes
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -14,6 +14,7 @@ from botmem.embeddings.base import Vectors
 from botmem.errors import NotFoundError, StoreError
 from botmem.events import InboundMessage
 from botmem.stores.jobs import JobStore
+from botmem.stores.leases import LeaseStore, MemoryLeaseStore
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
 Clock = Callable[[], datetime]
@@ -201,6 +202,17 @@ class InboxStore(Protocol):
         """Items still pending or replied-but-not-delivered, oldest first (replayed at start)."""
         ...
 
+    async def unfinished_for(self, agent_key: AgentKey) -> list[InboxItem]:
+        """The agent's items still pending or replied-but-not-delivered, oldest first."""
+        ...
+
+    async def claimable(
+        self, *, turns: bool, sources: Sequence[str], now: datetime, limit: int
+    ) -> list[AgentKey]:
+        """Agents, oldest waiting first, with work for a process and no lease live at `now`:
+        pending turns (when `turns`), and for `sources` replies to deliver and commands."""
+        ...
+
     async def start_attempt(self, inbox_id: int) -> int:
         """Count one more processing attempt; returns the new count."""
         ...
@@ -324,6 +336,7 @@ class Stores:
     archival: ArchivalStore
     vectors: VectorIndex
     jobs: JobStore
+    leases: LeaseStore = field(default_factory=MemoryLeaseStore)
     close: Callable[[], object] | None = None
 
     async def aclose(self) -> None:

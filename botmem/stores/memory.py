@@ -25,6 +25,7 @@ from botmem.stores.base import (
     apply_change,
     merge_metadata,
 )
+from botmem.stores.leases import MemoryLeaseStore
 from botmem.stores.memory_archival import MemoryArchivalStore
 from botmem.stores.memory_jobs import MemoryJobStore
 from botmem.stores.memory_vectors import MemoryVectorIndex
@@ -275,8 +276,9 @@ class _InboxRow:
 
 
 class MemoryInboxStore:
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: Clock, leases: MemoryLeaseStore | None = None):
         self._clock = clock
+        self._leases = leases or MemoryLeaseStore()
         self._rows: dict[int, _InboxRow] = {}  # in id order
         self._seen: set[tuple[str, str]] = set()
         self._next_id = 1
@@ -311,6 +313,22 @@ class MemoryInboxStore:
             if row.status in ("pending", "replied")
         ]
 
+    async def unfinished_for(self, agent_key: AgentKey) -> list[InboxItem]:
+        return [item for item in await self.unfinished() if item.inbound.agent_key == agent_key]
+
+    async def claimable(
+        self, *, turns: bool, sources: Sequence[str], now: datetime, limit: int
+    ) -> list[AgentKey]:
+        found: list[AgentKey] = []
+        for item in await self.unfinished():
+            key, kind = item.inbound.agent_key, item.inbound.kind
+            turn = turns and item.status == "pending" and kind != "command"
+            answered_here = item.status == "replied" or kind == "command"
+            here = item.inbound.source in sources and answered_here
+            if (turn or here) and key not in found and not self._leases.live(key, now):
+                found.append(key)
+        return found[:limit]
+
     async def start_attempt(self, inbox_id: int) -> int:
         row = self._row(inbox_id)
         row.attempts += 1
@@ -338,12 +356,14 @@ def memory_stores(clock: Clock | None = None, vectors: VectorIndex | None = None
     """Fresh, empty in-memory stores sharing one clock (and a MemoryVectorIndex unless
     another index is given)."""
     now = clock or _utc_now
+    leases = MemoryLeaseStore()
     return Stores(
         agents=MemoryAgentStore(now),
         blocks=MemoryBlockStore(now),
         history=MemoryHistoryStore(),
-        inbox=MemoryInboxStore(now),
+        inbox=MemoryInboxStore(now, leases),
         archival=MemoryArchivalStore(),
         vectors=vectors if vectors is not None else MemoryVectorIndex(),
         jobs=MemoryJobStore(now),
+        leases=leases,
     )

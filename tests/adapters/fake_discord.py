@@ -5,6 +5,10 @@ Point discord.py at it by patching `discord.http.Route.BASE` and
 gateway says HELLO, answers heartbeats, and answers IDENTIFY with READY and GUILD_CREATE (the
 recorded payloads); tests then inject MESSAGE_CREATE / INTERACTION_CREATE with `dispatch`.
 Every REST call is recorded in `requests`; `wait_for` waits for a condition on them.
+
+Sharding as Discord does it: each IDENTIFY (recorded in `identifies`) opens the session of its
+`shard` [id, count]; a server's GUILD_CREATE and events go to the shard (guild_id >> 22) % count
+only, DMs to shard 0. GET /gateway/bot recommends `shard_count` shards.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from aiohttp import BodyPartReader, WSMsgType, web
 PAYLOADS = Path(__file__).parent / "payloads" / "discord"
 BOT_ID = 1200000000000000001
 GUILD_ID = 1300000000000000001
+OTHER_GUILD_ID = GUILD_ID + (1 << 22)
+"""A second server, on shard 1 of 2 (GUILD_ID is on shard 0); see `guild_create`."""
 CHANNEL_ID = 1300000000000000010
 THREAD_ID = 1300000000000000020
 ALICE_ID = 1400000000000000001
@@ -59,10 +65,22 @@ class Request:
     status: int = 200
 
 
+def shard_of(guild_id: int | str, shard_count: int) -> int:
+    """The shard a server's events arrive on."""
+    return (int(guild_id) >> 22) % shard_count
+
+
 class FakeDiscord:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.identify: dict[str, Any] | None = None
+        """The last IDENTIFY's data."""
+        self.identifies: list[dict[str, Any]] = []
+        """Every IDENTIFY's data, in order."""
+        self.guilds: list[dict[str, Any]] = [payload("guild_create")]
+        """The bot's servers (GUILD_CREATE data), each sent on its shard after READY."""
+        self.shard_count = 1
+        """The number of shards GET /gateway/bot recommends."""
         self.token_valid = True
         self.close_on_identify: int | None = None
         """Close the gateway with this code instead of answering IDENTIFY (e.g. 4014)."""
@@ -70,9 +88,13 @@ class FakeDiscord:
         """Answer this many of the next message posts with a 429."""
         self.rate_limited = 0
         self._changed = asyncio.Condition()
-        self._identified = asyncio.Event()
-        self._ws: web.WebSocketResponse | None = None
-        self._seq = 0
+        self._identified: dict[int, asyncio.Event] = {}
+        self._sessions: dict[int, web.WebSocketResponse] = {}
+        """The open gateway session of each shard (0 when unsharded)."""
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._seqs: dict[int, int] = {}
+        self._count = 1
+        """The shard count the client identified with."""
         self._watched: list[asyncio.Future[Any]] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -89,6 +111,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         api = "/api/v10"
+        app.router.add_get(f"{api}/gateway/bot", self._gateway_bot)
         app.router.add_get(f"{api}/users/@me", self._me)
         app.router.add_get(f"{api}/oauth2/applications/@me", self._fixed("application"))
         app.router.add_get(f"{api}/channels/{{channel}}", self._get_channel)
@@ -109,8 +132,8 @@ class FakeDiscord:
         self.url = f"http://{host}:{port}"
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -157,16 +180,33 @@ class FakeDiscord:
 
     # -- gateway --------------------------------------------------------------------------
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        await asyncio.wait_for(self._identified.wait(), 5)
-        assert self._ws is not None
-        self._seq += 1
-        await self._ws.send_json({"op": 0, "t": event, "s": self._seq, "d": data})
+    @property
+    def identified_shards(self) -> list[list[int] | None]:
+        """The `shard` field of each IDENTIFY (None when unsharded), in order."""
+        return [identify.get("shard") for identify in self.identifies]
+
+    async def dispatch(self, event: str, data: dict[str, Any], shard: int | None = None) -> None:
+        """Send an event on the shard Discord would use: its server's, or 0 for DMs."""
+        if shard is None:
+            guild_id = data.get("guild_id")
+            shard = shard_of(guild_id, self._count) if guild_id else 0
+        identified = self._identified.setdefault(shard, asyncio.Event())
+        try:
+            await asyncio.wait_for(identified.wait(), 5)
+        except TimeoutError:
+            raise AssertionError(
+                f"no session on shard {shard} for {event}; identified: {self.identified_shards}"
+            ) from None
+        await self._send(shard, event, data)
+
+    async def _send(self, shard: int, event: str, data: dict[str, Any]) -> None:
+        self._seqs[shard] = seq = self._seqs.get(shard, 0) + 1
+        await self._sessions[shard].send_json({"op": 0, "t": event, "s": seq, "d": data})
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        self._ws = ws
+        self._sockets.add(ws)
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -177,13 +217,27 @@ class FakeDiscord:
             elif frame["op"] == 2 and self.close_on_identify is not None:
                 await ws.close(code=self.close_on_identify, message=b"refused by the fake")
             elif frame["op"] == 2:
-                self.identify = frame["d"]
-                ready = payload("ready")
-                ready["resume_gateway_url"] = self.gateway_url
-                self._identified.set()
-                await self.dispatch("READY", ready)
-                await self.dispatch("GUILD_CREATE", payload("guild_create"))
+                await self._identify(ws, frame["d"])
+        self._sockets.discard(ws)
         return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, identify: dict[str, Any]) -> None:
+        """Open the shard's session: READY, then GUILD_CREATE for each of its servers."""
+        self.identify = identify
+        self.identifies.append(identify)
+        shard, self._count = identify.get("shard") or (0, 1)
+        guilds = [g for g in self.guilds if shard_of(g["id"], self._count) == shard]
+        ready = payload("ready")
+        ready["resume_gateway_url"] = self.gateway_url
+        ready["guilds"] = [{"id": g["id"], "unavailable": True} for g in guilds]
+        if "shard" in identify:
+            ready["shard"] = identify["shard"]
+        self._sessions[shard] = ws
+        self._seqs[shard] = 0
+        await self._send(shard, "READY", ready)
+        for guild in guilds:
+            await self._send(shard, "GUILD_CREATE", guild)
+        self._identified.setdefault(shard, asyncio.Event()).set()
 
     # -- REST -----------------------------------------------------------------------------
 
@@ -213,6 +267,13 @@ class FakeDiscord:
             return _json(payload(name))
 
         return handler
+
+    async def _gateway_bot(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return _json(
+            {"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": limit}
+        )
 
     async def _me(self, request: web.Request) -> web.Response:
         await self._record(request)
@@ -333,6 +394,16 @@ def _message(channel_id: str, recorded: Request) -> dict[str, Any]:
 
 
 # -- gateway payloads for tests -------------------------------------------------------------
+
+
+def guild_create(guild_id: int) -> dict[str, Any]:
+    """The recorded server under another id (the same channels, threads and members)."""
+    data = payload("guild_create")
+    for item in (data, *data["roles"], *data["threads"]):  # @everyone's id is the server's
+        for key in ("id", "guild_id"):
+            if item.get(key) == str(GUILD_ID):
+                item[key] = str(guild_id)
+    return data
 
 
 def message_create(name: str, **changes: Any) -> dict[str, Any]:

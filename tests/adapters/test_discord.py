@@ -8,12 +8,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.discord import DiscordAdapter, DiscordStartError
 from botmem.app import App
+from botmem.config import load_settings
 from botmem.errors import ConfigError
 from botmem.events import OutboundMessage
 from botmem.testing import ScriptedLLM
@@ -26,10 +28,12 @@ from tests.adapters.fake_discord import (
     DM_CHANNEL_ID,
     EPHEMERAL,
     GUILD_ID,
+    OTHER_GUILD_ID,
     THREAD_ID,
     FakeDiscord,
     Request,
     dm_interaction_create,
+    guild_create,
     interaction_create,
     message_create,
 )
@@ -397,6 +401,81 @@ async def test_gateway_closing_before_ready_is_a_clear_error(fake: FakeDiscord) 
     fake.close_on_identify = 4004  # "Authentication failed"
     with pytest.raises(DiscordStartError, match=r"ended before it was ready.*4004"):
         await _adapter().start(_no_events)
+
+
+async def test_a_shard_process_connects_only_its_shard_and_answers_its_server(
+    start: Start, fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.guilds.append(guild_create(OTHER_GUILD_ID))
+    caplog.set_level(logging.INFO, logger="adapters.discord")
+    async with start("Bob likes chess.", shard_count=2, shard_ids=[1]) as bot:
+        assert bot.fake.identified_shards == [[1, 2]]
+        client = bot.adapter.client
+        assert client.get_guild(OTHER_GUILD_ID) is not None  # on shard 1
+        assert client.get_guild(GUILD_ID) is None  # on shard 0: another process's
+        said = await bot.say("message_guild_mention", guild_id=str(OTHER_GUILD_ID))
+        (sent,) = await bot.reply_in(CHANNEL_ID)
+        await bot.fake.settle()
+    assert sent.json["content"] == "Bob likes chess."
+    assert str(sent.json["message_reference"]["message_id"]) == said["id"]
+    assert bot.user_texts() == ["[Alice] what do you remember about @Bob?"]
+    assert bot.fake.find("PUT", "/commands") == []  # the shard 0 process registers /memory
+    logged = [r.getMessage() for r in caplog.records if r.name == "adapters.discord"]
+    assert "discord: connecting shards [1] of 2" in logged
+    assert "discord: ready on shards [1] of 2" in logged
+
+
+async def test_the_shard_0_process_answers_dms_and_registers_the_command(
+    start: Start, fake: FakeDiscord
+) -> None:
+    fake.guilds.append(guild_create(OTHER_GUILD_ID))
+    async with start("Hello Alice.", shard_count=2, shard_ids=[0]) as bot:
+        assert bot.fake.identified_shards == [[0, 2]]
+        assert bot.adapter.client.get_guild(GUILD_ID) is not None
+        assert bot.adapter.client.get_guild(OTHER_GUILD_ID) is None
+        await bot.say("message_dm")
+        (sent,) = await bot.reply_in(DM_CHANNEL_ID)
+        await bot.fake.wait_for(lambda: bot.fake.find("PUT", f"/applications/{BOT_ID}/commands"))
+    assert sent.json["content"] == "Hello Alice."
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("shard_count = 2\nshard_ids = [1, 2]", "shard_ids [2] not in range(shard_count)"),
+        ("shard_count = 2\nshard_ids = [-1]", "shard_ids [-1] not in range(shard_count)"),
+        ("shard_ids = [0, 1]", "shard_ids needs shard_count"),
+        ("shard_count = 4\nshard_ids = [1, 1]", "names a shard twice"),
+        ("shard_count = -1", "shard_count: Input should be greater than or equal to 0"),
+    ],
+)
+def test_bad_shard_settings_name_the_key(tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[discord]\n{table}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    assert info.value.key in {"discord.shard_ids", "discord.shard_count"}
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_shard_ids_can_come_from_the_environment_per_process(tmp_path: Path) -> None:
+    path = tmp_path / "shared.toml"
+    path.write_text("[discord]\nshard_count = 4\n")
+    settings = load_settings(path, {"BOTMEM_DISCORD__SHARD_IDS": "[2, 3]"})
+    assert settings.discord is not None
+    assert (settings.discord.shard_count, settings.discord.shard_ids) == (4, [2, 3])
+    with pytest.raises(ConfigError, match="BOTMEM_DISCORD__SHARD_IDS"):
+        load_settings(path, {"BOTMEM_DISCORD__SHARD_IDS": "[4]"})
+
+
+@pytest.mark.parametrize("sharding", [{}, {"shard_count": 1}])
+async def test_gateway_requiring_sharding_is_a_config_error(
+    fake: FakeDiscord, sharding: dict[str, Any]
+) -> None:
+    fake.close_on_identify = 4011  # "Sharding required"
+    with pytest.raises(ConfigError, match=r"discord.shard_count: Discord requires sharding"):
+        await _adapter(**sharding).start(_no_events)
 
 
 def _adapter(**discord_settings: Any) -> DiscordAdapter:

@@ -13,6 +13,7 @@ from botmem.stores.sql.engine import open_database
 from botmem.stores.sql.history import SqlHistoryStore
 from botmem.stores.sql.inbox import SqlInboxStore
 from botmem.stores.sql.jobs import SqlJobStore
+from botmem.stores.sql.leases import SqlLeaseStore
 from botmem.stores.sql.migrations import migrate
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "SqlHistoryStore",
     "SqlInboxStore",
     "SqlJobStore",
+    "SqlLeaseStore",
     "open_sql_stores",
 ]
 
@@ -56,5 +58,6 @@ async def open_sql_stores(
         archival=SqlArchivalStore(db),
         vectors=vectors if vectors is not None else MemoryVectorIndex(),
         jobs=SqlJobStore(db, now),
+        leases=SqlLeaseStore(db),
         close=db.close,
     )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from botmem.errors import NotFoundError
 from botmem.events import InboundMessage
 from botmem.stores.base import Clock, InboxItem, InboxStatus
 from botmem.stores.sql.engine import Conn, Database
-from botmem.stores.sql.schema import inbox
+from botmem.stores.sql.schema import inbox, leases
 from botmem.types import AgentKey
 
 UNFINISHED: tuple[InboxStatus, ...] = ("pending", "replied")
@@ -52,6 +54,7 @@ class SqlInboxStore:
             "agent_key": inbound.agent_key,
             "payload": inbound.to_dict(),
             "status": "pending",
+            "kind": inbound.kind,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
@@ -74,6 +77,42 @@ class SqlInboxStore:
         query = select(inbox).where(inbox.c.status.in_(UNFINISHED)).order_by(inbox.c.id)
         async with self._db.read() as conn:
             return [_item(row) for row in await conn.execute(query)]
+
+    async def unfinished_for(self, agent_key: AgentKey) -> list[InboxItem]:
+        query = (
+            select(inbox)
+            .where(inbox.c.agent_key == agent_key, inbox.c.status.in_(UNFINISHED))
+            .order_by(inbox.c.id)
+        )
+        async with self._db.read() as conn:
+            return [_item(row) for row in await conn.execute(query)]
+
+    async def claimable(
+        self, *, turns: bool, sources: Sequence[str], now: datetime, limit: int
+    ) -> list[AgentKey]:
+        wanted = []
+        if turns:
+            wanted.append(and_(inbox.c.status == "pending", inbox.c.kind != "command"))
+        if sources:
+            answered_here = or_(inbox.c.status == "replied", inbox.c.kind == "command")
+            wanted.append(and_(inbox.c.source.in_(list(sources)), answered_here))
+        if not wanted:
+            return []
+        held = (
+            select(leases.c.name)
+            .where(leases.c.name == inbox.c.agent_key, leases.c.expires_at > now)
+            .exists()
+        )
+        first = func.min(inbox.c.id).label("first")
+        query = (
+            select(inbox.c.agent_key, first)
+            .where(inbox.c.status.in_(UNFINISHED), or_(*wanted), ~held)
+            .group_by(inbox.c.agent_key)
+            .order_by(first)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [row.agent_key for row in await conn.execute(query)]
 
     async def start_attempt(self, inbox_id: int) -> int:
         return int(await self._update(_START, inbox_id, {"now": self._clock()}))

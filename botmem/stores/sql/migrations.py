@@ -24,6 +24,7 @@ from botmem.stores.sql.engine import Conn, Database
 from botmem.stores.sql.migration_1 import create_tables_v1
 from botmem.stores.sql.migration_2 import search_and_passages
 from botmem.stores.sql.migration_3 import create_jobs
+from botmem.stores.sql.migration_4 import leases_and_inbox_kinds
 
 # Any constant bigint: identifies botmem's migration lock among Postgres advisory locks.
 _PG_LOCK_ID = 0x626F746D656D  # "botmem"
@@ -40,6 +41,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create tables", create_tables_v1),
     Migration(2, "full-text search, passages, vector bookkeeping", search_and_passages),
     Migration(3, "scheduled jobs and their runs", create_jobs),
+    Migration(4, "leases across processes; inbox kinds", leases_and_inbox_kinds),
 )
 
 

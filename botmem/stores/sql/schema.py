@@ -165,6 +165,7 @@ inbox = Table(
     Column("agent_key", String, nullable=False),
     Column("payload", JSON, nullable=False),
     Column("status", String(16), nullable=False),
+    Column("kind", String(16), nullable=False, default="message"),  # of the payload (v4)
     Column("reply", Text),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
@@ -227,4 +228,14 @@ job_runs = Table(
     Column("run_at", UtcDateTime, nullable=False),
     Index("ix_job_runs_agent_kind_run", "agent_key", "kind", "run_at"),
     sqlite_autoincrement=True,
+)
+
+# Who holds an agent (its turns) or a background role (the scheduler) across processes, and
+# until when: a holder that dies stops renewing and its lease runs out (migration 4).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("holder", String, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
 )
