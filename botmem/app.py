@@ -25,10 +25,12 @@ from botmem.embeddings.base import Embedder
 from botmem.errors import ConfigError
 from botmem.events import InboundMessage, OutboundMessage
 from botmem.llm.base import LLMClient
+from botmem.locks import LeasedLocks
 from botmem.maintenance import Maintenance
 from botmem.router import Router
 from botmem.scheduler import Scheduler
 from botmem.stores.base import Stores, VectorIndex
+from botmem.workers import ClaimLoop, Leadership, new_holder
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -109,6 +111,8 @@ class App:
         self._adapters: dict[str, Adapter] = {}
         self._retrying: set[asyncio.Task[None]] = set()
         self._warming: asyncio.Task[None] | None = None
+        self._shared: tuple[LeasedLocks, ClaimLoop, Leadership | None] | None = None
+        """Set when this process is one of several on the database (start_shared)."""
 
     @classmethod
     async def open(
@@ -149,10 +153,69 @@ class App:
         for adapter in adapters:
             self._adapters[adapter.name] = adapter
         await self.router.replay(set(self._adapters))  # before new events, to keep their order
+        await self._start_adapters(adapters)
+        await self.scheduler.start(self.maintenance.summarize_idle)  # may send check-ins now
+
+    async def start_shared(self, adapters: Sequence[Adapter], *, turns: bool) -> None:
+        """Start as one of several processes on one database (see workers.py).
+
+        The adapters store what they receive. Agents with work this process can do are
+        claimed from the shared inbox: pending turns when `turns` is set, and replies and
+        commands for the adapters' platforms. A process running turns also stands for
+        leader: the scheduler and the indexer run in the leader only.
+        """
+        workers = self.settings.workers
+        holder = new_holder()
+        locks = LeasedLocks(
+            self.stores.leases, holder, workers.lease_seconds, workers.poll_interval
+        )
+        claims = ClaimLoop(
+            self.router,
+            self.stores.inbox,
+            turns=turns,
+            sources=lambda: set(self._adapters),
+            capacity=self.settings.runtime.max_concurrent_turns,
+            poll=workers.poll_interval,
+            wake=self.router.distribute(locks),
+        )
+        leadership = None
+        if turns:
+            self._warming = asyncio.create_task(self.llm.warm())
+            leadership = Leadership(
+                self.stores.leases,
+                holder,
+                workers.lease_seconds,
+                elected=self._lead,
+                deposed=self._step_down,
+                tick=self._lead_tick,
+            )
+        self._shared = (locks, claims, leadership)
+        for adapter in adapters:
+            self._adapters[adapter.name] = adapter
+        locks.start()
+        claims.start()
+        if leadership is not None:
+            leadership.start()
+        await self._start_adapters(adapters)
+        log.info("sharing the database as %s (%s)", holder, "turns" if turns else "gateway")
+
+    async def _lead(self) -> None:
+        self.indexer.start()
+        await self.scheduler.start(self.maintenance.summarize_idle)
+
+    async def _step_down(self) -> None:
+        await self.scheduler.stop()
+        await self.indexer.stop()
+
+    async def _lead_tick(self) -> None:
+        """Jobs other processes added, and messages they stored, are found here."""
+        await self.scheduler.run_due()
+        self.indexer.notify()
+
+    async def _start_adapters(self, adapters: Sequence[Adapter]) -> None:
         for adapter in adapters:
             if not await self._start_adapter(adapter):
                 self._retrying.add(asyncio.create_task(self._keep_starting(adapter)))
-        await self.scheduler.start(self.maintenance.summarize_idle)  # may send check-ins now
 
     async def _start_adapter(self, adapter: Adapter) -> bool:
         """Try once; False when it is worth trying again later."""
@@ -187,12 +250,17 @@ class App:
 
     async def shutdown(self, grace: float) -> None:
         """Let running turns finish for `grace` seconds, then stop; unfinished turns replay."""
+        if self._shared is not None:
+            left = await self._shared[1].stop(grace)
+            if left:
+                log.warning("stopping with %d agent(s) unfinished: they are taken over", left)
         if not await self.router.drain(timeout=grace):
             left = self.router.cancel()
             log.warning("stopping with %d turn(s) unfinished: they run again at next start", left)
         await self.stop()
 
     async def stop(self) -> None:
+        await self._stop_shared()
         await self.scheduler.stop()
         for task in self._retrying:
             task.cancel()
@@ -204,7 +272,18 @@ class App:
         self._adapters.clear()
         await self.indexer.stop()
 
+    async def _stop_shared(self) -> None:
+        if self._shared is None:
+            return
+        locks, claims, leadership = self._shared
+        await claims.stop()
+        if leadership is not None:
+            await leadership.stop()
+        await locks.stop()
+        self._shared = None
+
     async def aclose(self) -> None:
+        await self._stop_shared()
         await self.scheduler.stop()
         if self._warming is not None:
             (failed,) = await asyncio.gather(self._warming, return_exceptions=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from botmem.config import Settings
 
+ROLES = ("all", "gateway", "worker", "gateway+worker")
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -38,7 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"botmem {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    _command(sub, "run", "run the bot on every chat platform configured in the file", _run)
+    run = _command(sub, "run", "run the bot on every chat platform configured in the file", _run)
+    run.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="all: one process does everything (default); with several processes on one "
+        "database: gateway (the chat platforms, commands and sending replies), worker (the "
+        "agents' turns and background work), gateway+worker (both, e.g. behind a load "
+        "balancer)",
+    )
+    worker = _command(sub, "worker", "run agents' turns for gateways on the same database", _run)
+    worker.set_defaults(role="worker")
     chat = _command(sub, "chat", "chat with a user's agent in the terminal (or via stdin)", _chat)
     chat.add_argument("--user", required=True, help="whose agent (agent key console:USER)")
 
@@ -137,21 +149,41 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from botmem.app import App
     from botmem.platforms import build_adapters
 
-    adapters = build_adapters(settings)  # fails fast on a missing SDK or token
+    role = args.role
+    _check_role(role, settings)
+    # Fails fast on a missing SDK or token; a worker serves no platform.
+    adapters = [] if role == "worker" else build_adapters(settings)
     log = logging.getLogger("botmem")
     async with await App.open(settings) as app:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
-        await app.start(adapters)
-        log.info("running on %s; Ctrl-C to stop", ", ".join(a.name for a in adapters))
+        if role == "all":
+            await app.start(adapters)
+        else:
+            await app.start_shared(adapters, turns=role != "gateway")
+        names = ", ".join(a.name for a in adapters) or "no chat platform"
+        log.info("running as %s on %s; Ctrl-C to stop", role, names)
         await stopping.wait()
         grace = settings.runtime.shutdown_grace
         log.info("stopping: letting running turns finish (up to %.0f s)", grace)
         await app.shutdown(grace)
     log.info("stopped")
     return 0
+
+
+def _check_role(role: str, settings: Settings) -> None:
+    """Several processes share the vectors only through a Chroma server."""
+    from botmem.errors import ConfigError
+
+    if role != "all" and not settings.storage.chroma_url:
+        raise ConfigError(
+            f"--role {role} shares the data with other botmem processes: set chroma_url to a "
+            "Chroma server (the embedded vector store belongs to one process)",
+            key="storage.chroma_url",
+            source=settings.source,
+        )
 
 
 async def _jobs_list(args: argparse.Namespace, settings: Settings) -> int:

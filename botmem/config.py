@@ -272,6 +272,14 @@ class RuntimeSettings(_Section):
     """Seconds `botmem run` lets running turns finish on Ctrl-C/SIGTERM (the rest are replayed)."""
 
 
+class WorkerSettings(_Section):
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    """How long a process's hold on an agent (or on the scheduler) lasts unrenewed; renewed
+    every third of it. A worker that dies mid-turn has the turn run elsewhere this late."""
+    poll_interval: float = Field(default=0.2, gt=0, le=60)
+    """Seconds between looks at the inbox for work stored by other processes."""
+
+
 class Settings(_Section):
     telegram: TelegramSettings | None = None
     slack: SlackSettings | None = None
@@ -287,6 +295,7 @@ class Settings(_Section):
     consolidation: ConsolidationSettings = Field(default_factory=ConsolidationSettings)
     summarization: SummarizationSettings = Field(default_factory=SummarizationSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     source: str = Field(default="<defaults>", exclude=True)
 
     def platforms(self) -> dict[str, PlatformSettings]:

@@ -30,6 +30,10 @@ class LocalLocks:
         """Whether a turn of the agent is running or waiting here."""
         return agent_key in self._agents
 
+    def held(self) -> bool:
+        """Whether any agent is held (or waited for) here."""
+        return bool(self._agents)
+
     @asynccontextmanager
     async def hold(self, agent_key: AgentKey, *, wait: bool = True) -> AsyncIterator[bool]:
         """Hold the agent (True), or yield False at once when `wait` is off and it is taken.

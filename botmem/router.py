@@ -268,7 +268,15 @@ class Router:
 
     def running(self) -> bool:
         """Whether any turn or command is running or waiting."""
-        return bool(self._tasks)
+        return bool(self._tasks) or self._locks.held()
+
+    def distribute(self, locks: LocalLocks) -> asyncio.Event:
+        """Share the work with other processes: agents are held with `locks` (leased), and
+        stored events are not run here at once but claimed; returns the event that wakes
+        the claim loop."""
+        self._locks = locks
+        self.claims = asyncio.Event()
+        return self.claims
 
     def busy(self, agent_key: AgentKey) -> bool:
         """Whether a turn of the agent is running or waiting."""

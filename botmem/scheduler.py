@@ -165,8 +165,7 @@ class Scheduler:
 
     async def run_due(self) -> int:
         """Run every active job whose time has come; returns how many ran."""
-        now = self._clock()
-        due = [j for j in await self._jobs.active() if j.next_run_at and j.next_run_at <= now]
+        due = await self._jobs.due(self._clock())
         for job in due:
             await self._run(job)
         return len(due)

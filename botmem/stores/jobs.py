@@ -45,6 +45,10 @@ class JobStore(Protocol):
         """Active jobs (of one agent, or all), by id."""
         ...
 
+    async def due(self, now: datetime) -> list[Job]:
+        """Active jobs whose next run is at or before `now`, by id."""
+        ...
+
     async def fired(
         self, job_id: int, run_at: datetime, next_run_at: datetime | None, *, ran: bool = True
     ) -> None:

@@ -70,6 +70,9 @@ class MemoryJobStore:
             if job.status == "active" and agent_key in (None, job.agent_key)
         ]
 
+    async def due(self, now: datetime) -> list[Job]:
+        return [j for j in await self.active() if j.next_run_at and j.next_run_at <= now]
+
     async def fired(
         self, job_id: int, run_at: datetime, next_run_at: datetime | None, *, ran: bool = True
     ) -> None:

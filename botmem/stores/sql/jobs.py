@@ -65,6 +65,15 @@ class SqlJobStore:
         async with self._db.read() as conn:
             return [_job(row) for row in await conn.execute(query)]
 
+    async def due(self, now: datetime) -> list[Job]:
+        query = (
+            select(jobs)
+            .where(jobs.c.status == "active", jobs.c.next_run_at <= now)
+            .order_by(jobs.c.id)
+        )
+        async with self._db.read() as conn:
+            return [_job(row) for row in await conn.execute(query)]
+
     async def fired(
         self, job_id: int, run_at: datetime, next_run_at: datetime | None, *, ran: bool = True
     ) -> None:
