@@ -164,7 +164,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             await app.start_shared(adapters, turns=role != "gateway")
         names = ", ".join(a.name for a in adapters) or "no chat platform"
-        log.info("running as %s on %s; Ctrl-C to stop", role, names)
+        log.info("running on %s (role %s); Ctrl-C to stop", names, role)
         await stopping.wait()
         grace = settings.runtime.shutdown_grace
         log.info("stopping: letting running turns finish (up to %.0f s)", grace)
