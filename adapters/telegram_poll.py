@@ -109,9 +109,23 @@ class Poller:
         return updates
 
     async def _store(self, updates: Sequence[Update]) -> bool:
-        """Hand the updates on concurrently; advance the offset over those stored in order."""
-        tasks = [asyncio.create_task(self._accept(update)) for update in updates]
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+        """Hand the updates on, chats concurrently and each chat's in order (so two quick
+        messages of one person are stored, and answered, in the order sent); advance the
+        offset over those stored in order."""
+        results: list[BaseException | None] = [None] * len(updates)
+        by_chat: dict[int | None, list[int]] = {}
+        for index, update in enumerate(updates):
+            chat = update.effective_chat
+            by_chat.setdefault(chat.id if chat else None, []).append(index)
+
+        async def one_chat(indexes: list[int]) -> None:
+            for index in indexes:
+                try:
+                    await self._accept(updates[index])
+                except Exception as exc:  # judged below, update by update
+                    results[index] = exc
+
+        await asyncio.gather(*(one_chat(indexes) for indexes in by_chat.values()))
         for update, result in zip(updates, results, strict=True):
             if isinstance(result, BaseException) and not self._give_up(update, result):
                 log.error(
