@@ -16,6 +16,12 @@ agent costs ~1.9 MB RAM each.
 Each collection's metadata records ``dimensions``, ``shards`` and (optionally) ``model``: an
 index written by another embedding model, or with another shard count, raises StoreError
 instead of silently returning wrong or no neighbours.
+
+Several processes may share one index (a chroma server): a collection this client has not
+cached is looked up on the server, so spaces and shards created by others are found; a client
+that found no collections when it connected re-reads the layout before it creates one (and
+adopts the shard count another process may have used meanwhile). A server that cannot be
+reached raises StoreError, which botmem treats as transient: the turn waits and tries again.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ call costs ~9 ms whatever its size, so the indexer's batch of 256 messages of 10
 searched recently are answered from RAM (CachedVectorIndex) either way."""
 
 MAX_SHARDS = 4096
+UNAVAILABLE = frozenset({502, 503, 504})
+"""HTTP statuses (e.g. from a proxy in front of the server) that mean "try again later"."""
 PREFIX = "botmem"
 _SPACE = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
 _T = TypeVar("_T")
@@ -73,6 +81,27 @@ def _parse_name(name: str) -> tuple[str, int] | None:
 
 def _doc_id(agent_key: AgentKey, item_id: str) -> str:
     return f"{agent_key}|{item_id}"
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from, says the server was not reached
+    (refused, reset, timed out) or was unavailable. chromadb wraps a failed connect in a
+    ValueError and an unavailable status in a bare Exception; the httpx error is their cause."""
+    import httpx  # a dependency of chromadb, loaded with it
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            return True
+        if (
+            isinstance(current, httpx.HTTPStatusError)
+            and current.response.status_code in UNAVAILABLE
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _settings() -> Any:
@@ -120,6 +149,8 @@ class ChromaVectorIndex:
         self._client: Client | None = None
         self._collections: dict[str, Collection] = {}
         self._dimensions: dict[str, int] = {}
+        self._spaces: set[str] = set()
+        """Spaces seen on the server (delete_agent re-reads them: others may add spaces)."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -190,6 +221,7 @@ class ChromaVectorIndex:
             client, self._client = self._client, None
             self._collections.clear()
             self._dimensions.clear()
+            self._spaces.clear()
         if client is not None:
             await asyncio.to_thread(client.close)
 
@@ -199,14 +231,20 @@ class ChromaVectorIndex:
         return await asyncio.to_thread(self._guarded, function, *args)
 
     def _guarded(self, function: Callable[..., _T], *args: Any) -> _T:
-        """chroma's own errors become StoreError. Imports chromadb here, in the worker thread,
-        so the first call does not stall the event loop for the second the import takes."""
+        """chroma's own errors and an unreachable server become StoreError. Imports chromadb
+        here, in the worker thread, so the first call does not stall the event loop for the
+        second the import takes."""
         from chromadb.errors import ChromaError
 
         try:
             return function(*args)
         except ChromaError as error:
             raise StoreError(f"vector index {self._where}: {error}") from error
+        except Exception as error:
+            if not _unreachable(error):
+                raise
+            detail = f"{type(error).__name__}: {error}"[:300]
+            raise StoreError(f"vector index {self._where} unreachable ({detail})") from error
 
     def _upsert(self, space: str, agent_key: AgentKey, ids: list[str], matrix: Vectors) -> None:
         self._upsert_rows(space, [(agent_key, item_id) for item_id in ids], matrix)
@@ -214,13 +252,19 @@ class ChromaVectorIndex:
     def _upsert_rows(self, space: str, keys: list[tuple[AgentKey, str]], matrix: Vectors) -> None:
         if len(keys) != len(matrix):
             raise StoreError(f"{len(keys)} ids but {len(matrix)} vectors")
-        by_shard: dict[int, list[int]] = {}
+        # Each agent's collection is looked up (from the cache, after the first) rather than
+        # its shard computed here: the first write may learn the index's shard count.
+        of_agent: dict[AgentKey, Collection] = {}
+        by_collection: dict[str, tuple[Collection, list[int]]] = {}
         for row, (agent_key, _) in enumerate(keys):
-            by_shard.setdefault(shard_of(agent_key, self._shards), []).append(row)
+            collection = of_agent.get(agent_key)
+            if collection is None:
+                found = self._collection(space, agent_key, matrix.shape[1], create=True)
+                assert found is not None
+                collection = of_agent[agent_key] = found
+            by_collection.setdefault(collection.name, (collection, []))[1].append(row)
         step = self._ensure_client().get_max_batch_size() if keys else 0
-        for rows in by_shard.values():
-            collection = self._collection(space, keys[rows[0]][0], matrix.shape[1], create=True)
-            assert collection is not None
+        for collection, rows in by_collection.values():
             for start in range(0, len(rows), step):
                 batch = rows[start : start + step]
                 collection.upsert(
@@ -271,37 +315,52 @@ class ChromaVectorIndex:
     def _delete_agent(self, agent_key: AgentKey) -> None:
         """Delete from every space's collection of the agent's shard, as stored right now."""
         self._load_layout()
-        for space in list(self._dimensions):
+        with self._lock:
+            spaces = sorted(self._spaces)
+        for space in spaces:
             collection = self._collection(space, agent_key, None, create=False)
             if collection is not None:
                 collection.delete(where={"agent_key": agent_key})
 
     def _ensure_client(self) -> Client:
+        return self._connected()[0]
+
+    def _connected(self) -> tuple[Client, bool]:
+        """The client, and whether this call connected it (and so has just read the layout)."""
         with self._lock:
-            if self._client is None:
-                client = self._connect()
-                try:
-                    self._scan(client)
-                except StoreError:
-                    client.close()  # refused (other shard count or model): stay unopened
-                    raise
-                self._client = client
-            return self._client
+            if self._client is not None:
+                return self._client, False
+            client = self._connect()
+            try:
+                self._scan(client)
+            except BaseException:
+                client.close()  # refused (shard counts, model) or unreachable: stay unopened
+                raise
+            self._client = client
+            return client, True
 
     def _load_layout(self) -> None:
         """Re-read which spaces exist (another process may have created one)."""
-        client = self._ensure_client()
-        with self._lock:
-            self._scan(client)
+        client, fresh = self._connected()
+        if not fresh:
+            with self._lock:
+                self._scan(client)
 
     def _scan(self, client: Client) -> None:
-        """Learn each space's dimensions from existing collections, checking their metadata."""
-        for collection in client.list_collections():
-            parsed = _parse_name(collection.name)
-            if parsed is not None:
-                self._remember(parsed[0], collection.metadata or {}, collection.name)
+        """Learn the shard count and each space's dimensions from the existing collections,
+        checking their metadata. All or nothing: a refused index leaves what was known."""
+        known = (self._shards, self._shards_settled, dict(self._dimensions), set(self._spaces))
+        try:
+            for collection in client.list_collections():
+                parsed = _parse_name(collection.name)
+                if parsed is not None:
+                    self._remember(parsed[0], collection.metadata or {}, collection.name)
+        except BaseException:
+            self._shards, self._shards_settled, self._dimensions, self._spaces = known
+            raise
 
     def _remember(self, space: str, metadata: Any, name: str) -> None:
+        self._spaces.add(space)
         self._adopt_shards(metadata.get("shards"), name)
         stored_model = metadata.get("model")
         if self._model is not None and stored_model is not None and stored_model != self._model:
@@ -347,24 +406,61 @@ class ChromaVectorIndex:
     def _collection(
         self, space: str, agent_key: AgentKey, dimensions: int | None, *, create: bool
     ) -> Collection | None:
-        """The collection of the agent's shard in `space`; None if absent and not `create`."""
+        """The collection of the agent's shard in `space`; None if absent and not `create`.
+
+        A cached collection costs no round trip. Any other is asked for on the server (another
+        process may have created it since we connected). Until the shard count is settled
+        (the index was empty when we connected and we created nothing), the layout is read
+        again first: another process may have created the index with its own shard count,
+        which we then adopt, or refuse (like at connect) when the index mixes counts."""
         if not _SPACE.fullmatch(space):
             raise StoreError(f"space must match {_SPACE.pattern}, got {space!r}")
-        client = self._ensure_client()
-        name = collection_name(space, shard_of(agent_key, self._shards))
+        client, fresh = self._connected()
         with self._lock:
-            if dimensions is not None:
-                self._check_dimensions(space, dimensions)
-            cached = self._collections.get(name)
-            if cached is not None:
-                return cached
-            if not create and space not in self._dimensions:
-                return None
-            collection = self._open(client, name, dimensions, create=create)
-            if collection is not None:
-                self._remember(space, collection.metadata or {}, name)
-                self._collections[name] = collection
-            return collection
+            if not self._shards_settled and not fresh:
+                self._scan(client)
+            return self._lookup(client, space, agent_key, dimensions, create=create)
+
+    def _lookup(
+        self,
+        client: Client,
+        space: str,
+        agent_key: AgentKey,
+        dimensions: int | None,
+        *,
+        create: bool,
+    ) -> Collection | None:
+        """_collection's part under the lock, once the layout is read."""
+        if dimensions is not None:
+            self._check_dimensions(space, dimensions)
+        name = collection_name(space, shard_of(agent_key, self._shards))
+        cached = self._collections.get(name)
+        if cached is not None:
+            return cached
+        if not create and not self._shards_settled:
+            return None  # the server held no botmem collection at all just now
+        collection = self._open(client, name, dimensions, create=create)
+        if collection is None:
+            return None
+        metadata = collection.metadata or {}
+        if (
+            create
+            and not self._shards_settled
+            and metadata.get("shards") not in (None, self._shards)
+        ):
+            # Another process created this very collection since we read the layout, with its
+            # shard count: adopt its layout (or refuse a mixed one) and look again.
+            self._scan(client)
+            if not self._shards_settled:
+                raise StoreError(f"vector index {self._where}: {name} vanished; try again")
+            return self._lookup(client, space, agent_key, dimensions, create=create)
+        if create:  # written with our count: a collection of another count is a mixed index
+            self._shards_settled = True
+        self._remember(space, metadata, name)
+        if dimensions is not None:  # a space another process created has its dimensions
+            self._check_dimensions(space, dimensions)
+        self._collections[name] = collection
+        return collection
 
     def _open(
         self, client: Client, name: str, dimensions: int | None, *, create: bool
@@ -378,7 +474,6 @@ class ChromaVectorIndex:
                 return client.get_collection(name, embedding_function=None)
             except NotFoundError:
                 return None
-        self._shards_settled = True
         metadata: dict[str, Any] = {"dimensions": dimensions, "shards": self._shards}
         if self._model is not None:
             metadata["model"] = self._model

@@ -1,7 +1,8 @@
 """A real Chroma server for tests: `chroma run` as a subprocess on 127.0.0.1, on a free port.
 
 `running_chroma_server(directory)` starts one with its data under `directory/data` (its log in
-`directory/server.log`), waits for its heartbeat and yields it (`.url`, `.restart()`); it stops
+`directory/server.log`), waits for its heartbeat and yields it (`.url`, `.stop()`, `.start()`,
+`.restart()`: a stopped server starts again on its port, so clients keep their URL); it stops
 the server on exit. Without the `chroma` executable the test is skipped.
 
 Nothing leaves the machine: the server listens on 127.0.0.1 only, its default single-node
@@ -29,7 +30,9 @@ START_TIMEOUT = 30.0
 """Seconds to wait for the heartbeat; a start takes ~1.3 s, mostly importing chromadb."""
 STOP_TIMEOUT = 10.0
 START_ATTEMPTS = 3
-"""Another process can take the free port before the server binds it: then try another."""
+"""Another process can take the free port before the server binds it: then try another (or,
+restarting on the same port, try it again after a pause)."""
+REBIND_PAUSE = 0.5
 HEARTBEAT = "/api/v2/heartbeat"
 
 
@@ -93,28 +96,40 @@ class ChromaServer:
         self._process: subprocess.Popen[bytes] | None = None
         self.data.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def start(self) -> None:
+        """Serve on the port served before (`url` stays), else on a free port."""
+        port = self.port
         for _ in range(START_ATTEMPTS):
-            if self._try_start():
+            if self._try_start(port or free_port()):
                 return
+            if port:
+                time.sleep(REBIND_PAUSE)
         raise RuntimeError(
             f"chroma server exited before answering, {START_ATTEMPTS} times; its log:\n"
             + _log_tail(self.log)
         )
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM); `url` stays what it was: nothing answers there."""
         if self._process is not None:
             _stop(self._process)
             self._process = None
 
     def restart(self) -> None:
-        """Stop, then serve the same data again (on another port: `url` changes)."""
+        """Stop, then serve the same data again, on the same port (`url` stays)."""
         self.stop()
         self.start()
 
-    def _try_start(self) -> bool:
+    @property
+    def port(self) -> int | None:
+        return int(self.url.rsplit(":", 1)[1]) if self.url else None
+
+    def _try_start(self, port: int) -> bool:
         """False when the server exited before answering (e.g. its port was taken)."""
-        port = free_port()
         url = f"http://127.0.0.1:{port}"
         command = [self.executable, "run", "--path", str(self.data)]
         command += ["--host", "127.0.0.1", "--port", str(port)]

@@ -8,10 +8,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from botmem.errors import StoreError
+from botmem.stores.base import is_transient
 from botmem.stores.chroma import ChromaVectorIndex, shard_of
 
 DIMS = 8
@@ -191,6 +193,75 @@ async def test_concurrent_calls_from_many_agents(index: ChromaVectorIndex) -> No
         *(index.query("passages", key, unit(1), limit=5) for key in agents)
     )
     assert all([i for i, _ in hits] == ["1", "2"] for hits in results)
+
+
+def _raised_from(error: Exception, cause: BaseException) -> Exception:
+    """`error` as chromadb raises it: inside an `except` for `cause`."""
+    error.__context__ = cause
+    return error
+
+
+def _status(code: int) -> httpx.HTTPStatusError:
+    request = httpx.Request("GET", "http://chroma.lan/api/v2/collections")
+    return httpx.HTTPStatusError("status", request=request, response=httpx.Response(code))
+
+
+class _FailingClient:
+    """A chroma client whose every request fails with `error`."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+        self.closed = False
+
+    def list_collections(self) -> None:
+        raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        _raised_from(
+            ValueError("Could not connect to a Chroma server. Are you sure it is running?"),
+            httpx.ConnectError("[Errno 111] Connection refused"),
+        ),
+        httpx.ConnectError("[Errno 111] Connection refused"),
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        _raised_from(Exception("<html>503 Service Unavailable</html>"), _status(503)),
+        _raised_from(ValueError("<html>502 Bad Gateway</html>"), _status(502)),
+    ],
+)
+async def test_an_unreachable_server_is_a_transient_store_error(failure: Exception) -> None:
+    """At connect (chromadb's ValueError) or at a request; the client stays unopened."""
+    clients: list[_FailingClient] = []
+
+    def connect() -> _FailingClient:
+        if isinstance(failure, ValueError):
+            raise failure
+        clients.append(_FailingClient(failure))
+        return clients[-1]
+
+    index = ChromaVectorIndex(connect, where="http://chroma.lan")  # type: ignore[arg-type]
+    for _ in range(2):  # every call tries to connect again
+        with pytest.raises(StoreError, match=r"index http://chroma\.lan unreachable") as caught:
+            await index.query("passages", "a", unit(1), limit=5)
+        assert is_transient(caught.value)
+        assert caught.value.__cause__ is failure
+    assert all(client.closed for client in clients)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ValueError("a bug"), _raised_from(Exception("internal error"), _status(500))],
+)
+async def test_other_failures_are_not_store_errors(failure: Exception) -> None:
+    index = ChromaVectorIndex(lambda: _FailingClient(failure))  # type: ignore[arg-type,return-value]
+    with pytest.raises(type(failure)) as caught:
+        await index.query("passages", "a", unit(1), limit=5)
+    assert caught.value is failure
 
 
 def test_http_url_is_parsed_without_connecting() -> None:

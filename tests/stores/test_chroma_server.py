@@ -3,8 +3,10 @@
 One server serves the module; every test starts with it emptied. The index tests of
 test_chroma.py and test_upsert_many.py (those taking only the `index` fixture) run here again,
 unchanged, on an index over the server. The tests below are the server versions of those that
-open indexes themselves (several clients, reopening, shard counts, models), plus a server
-restart and an App whose archival memory lives on the server.
+open indexes themselves (several clients, reopening, shard counts, models), plus what sharing
+one server between processes brings (spaces and shard counts written by another client after
+this one connected), a server restart, a server that is down for a while, and an App whose
+archival memory lives on the server.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pytest
 
 from botmem.app import App
 from botmem.errors import StoreError
-from botmem.stores.chroma import ChromaVectorIndex, shard_of
+from botmem.stores.base import is_transient
+from botmem.stores.chroma import ChromaVectorIndex, collection_name, shard_of
 from botmem.testing import FakeAdapter, ScriptedLLM, call, reply
 from botmem.testing.embeddings import HashEmbedder
 from tests.helpers import make_settings
@@ -55,9 +58,25 @@ def _wipe(url: str) -> None:
             http.delete(f"{COLLECTIONS}/{collection['name']}").raise_for_status()
 
 
+def _collections(url: str) -> dict[str, dict[str, object]]:
+    """Every collection on the server: name -> metadata."""
+    with httpx.Client(base_url=url, timeout=10, trust_env=False) as http:
+        listed = http.get(COLLECTIONS)
+        listed.raise_for_status()
+        return {collection["name"]: collection["metadata"] or {} for collection in listed.json()}
+
+
+def _create(url: str, name: str, metadata: dict[str, object]) -> None:
+    """Create a collection the way no botmem client would (e.g. an older one did)."""
+    with httpx.Client(base_url=url, timeout=10, trust_env=False) as http:
+        http.post(COLLECTIONS, json={"name": name, "metadata": metadata}).raise_for_status()
+
+
 @pytest.fixture
 def server(chroma_server: ChromaServer) -> str:
-    """The URL of the module's server, emptied of collections."""
+    """The URL of the module's server, running (a test may have stopped it) and emptied."""
+    if not chroma_server.running:
+        chroma_server.start()
     _wipe(chroma_server.url)
     return chroma_server.url
 
@@ -140,20 +159,122 @@ async def test_reopen_with_other_shard_count_keeps_the_index_count(server: str) 
     await again.aclose()
 
 
-async def test_an_index_with_two_shard_counts_is_refused(server: str) -> None:
-    """Clients with different shard counts that connected to an empty server both create
-    collections; whoever opens the index next refuses it rather than miss agents' rows."""
+async def test_a_client_finds_spaces_created_after_it_connected(server: str) -> None:
+    """Another process creates a space (and a shard of a known one) after this client read
+    the layout: queries, reads, deletes and writes find them without a restart."""
+    first = ChromaVectorIndex.http(server, shards=2)
+    second = ChromaVectorIndex.http(server, shards=2)
+    alice = "a"
+    bob = next(f"b{n}" for n in range(50) if shard_of(f"b{n}", 2) != shard_of(alice, 2))
+    await first.upsert("passages", alice, ["1"], unit(1))  # connected: knows one collection
+    await second.upsert("notes", alice, ["n1", "n2"], rows(unit(0, 1), unit(1)))
+    await second.upsert("passages", bob, ["7"], unit(1))  # the other shard of "passages"
+
+    assert await ids(first, "notes", alice, unit(0, 1)) == ["n1", "n2"]
+    assert await ids(first, "passages", bob, unit(1)) == ["7"]
+    assert sorted((await first.vectors("notes", alice))[0]) == ["n1", "n2"]
+    await first.delete("notes", alice, ["n2"])
+    await first.upsert("notes", alice, ["n3"], unit(1, 1))
+    assert await ids(second, "notes", alice, unit(1, 1)) == ["n3", "n1"]
+    with pytest.raises(StoreError, match=r"vectors of 4 dims, index .* holds 8"):
+        await first.upsert("notes", bob, ["x"], np.ones((1, 4), dtype=np.float32) / 2)
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_delete_agent_reaches_spaces_other_clients_created(server: str) -> None:
+    first = ChromaVectorIndex.http(server, shards=2)
+    second = ChromaVectorIndex.http(server, shards=2)
+    await first.upsert("passages", "a", ["1"], unit(1))
+    await second.upsert("notes", "a", ["n"], unit(1))  # a space first has never seen
+    await second.upsert("notes", "b", ["n"], unit(1))
+
+    await first.delete_agent("a")
+
+    assert await ids(second, "notes", "a", unit(1)) == []
+    assert await ids(second, "passages", "a", unit(1)) == []
+    assert await ids(second, "notes", "b", unit(1)) == ["n"]
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_a_client_that_found_no_index_adopts_the_shard_count_written_since(
+    server: str,
+) -> None:
+    """Clients with different shard counts connect to an empty server; one writes. The other's
+    first write reads the layout again and writes with that count: the index never mixes
+    counts (before, the next client to open it refused it)."""
+    agents = [f"agent{n}" for n in range(20)]  # spread over the shards of 2 and of 3
     two = ChromaVectorIndex.http(server, shards=2)
     three = ChromaVectorIndex.http(server, shards=3)
     assert await three.query("messages", "a", unit(1), limit=5) == []  # connected: nothing yet
     await two.upsert("passages", "a", ["1"], unit(1))
-    await three.upsert("messages", "a", ["2"], unit(1))
+    await three.upsert_many("messages", [(agent, "m") for agent in agents], unit(1).repeat(20, 0))
 
+    on_server = _collections(server)
+    assert {metadata["shards"] for metadata in on_server.values()} == {2}
+    assert set(on_server) <= {
+        collection_name(space, n) for space in ("passages", "messages") for n in (0, 1)
+    }
     fresh = ChromaVectorIndex.http(server, shards=2)
-    with pytest.raises(StoreError, match="mixes shard counts"):
-        await fresh.query("passages", "a", unit(1), limit=5)
+    for agent in agents:  # found where the 2-shard layout puts them
+        assert await ids(fresh, "messages", agent, unit(1)) == ["m"]
+    assert await ids(three, "passages", "a", unit(1)) == ["1"]
     for opened in (two, three, fresh):
         await opened.aclose()
+
+
+async def test_a_first_write_refuses_an_index_that_mixes_shard_counts(server: str) -> None:
+    """A client that connected to an empty server checks the layout before it creates a
+    collection: an index that mixes shard counts by now is refused as at connect."""
+    late = ChromaVectorIndex.http(server, shards=2)
+    assert await late.query("passages", "a", unit(1), limit=5) == []  # connected: nothing yet
+    _create(server, collection_name("passages", 0), {"dimensions": embedded.DIMS, "shards": 2})
+    _create(server, collection_name("passages", 1), {"dimensions": embedded.DIMS, "shards": 3})
+
+    for _ in range(2):  # stays refused
+        with pytest.raises(StoreError, match="mixes shard counts"):
+            await late.upsert("messages", "a", ["1"], unit(1))
+    fresh = ChromaVectorIndex.http(server, shards=2)
+    with pytest.raises(StoreError, match="mixes shard counts"):  # the same as at connect
+        await fresh.query("passages", "a", unit(1), limit=5)
+    assert not any(name.startswith("botmem_messages") for name in _collections(server))
+    await late.aclose()
+    await fresh.aclose()
+
+
+async def test_a_down_server_is_a_transient_store_error_until_it_is_back(
+    server: str, chroma_server: ChromaServer
+) -> None:
+    """Connection failures, at the first call (chromadb's ValueError) or later (httpx's
+    ConnectError), are StoreErrors a turn waits out; the same index works once it is back."""
+    used = ChromaVectorIndex.http(server, shards=2)
+    await used.upsert("passages", "a", ["1"], unit(1))
+    unused = ChromaVectorIndex.http(server, shards=2)  # has not connected yet
+    chroma_server.stop()
+    try:
+        calls = {
+            "query": lambda index: index.query("passages", "a", unit(1), limit=5),
+            "upsert": lambda index: index.upsert("passages", "b", ["2"], unit(0, 1)),
+            "vectors": lambda index: index.vectors("passages", "a"),
+            "delete_agent": lambda index: index.delete_agent("z"),
+        }
+        for index in (used, unused):
+            for name, call in calls.items():
+                with pytest.raises(StoreError, match="unreachable") as caught:
+                    await call(index)
+                assert is_transient(caught.value), name
+    finally:
+        chroma_server.start()  # on the same port: the clients' URL
+
+    assert chroma_server.url == server
+    assert await ids(used, "passages", "a", unit(1)) == ["1"]
+    await used.upsert("passages", "b", ["2"], unit(0, 1))
+    assert await ids(unused, "passages", "b", unit(0, 1)) == ["2"]
+    await unused.upsert("passages", "a", ["3"], unit(1, 1))
+    assert await ids(used, "passages", "a", unit(1, 1)) == ["3", "1"]
+    await used.aclose()
+    await unused.aclose()
 
 
 async def test_model_change_is_refused(server: str) -> None:
@@ -178,9 +299,9 @@ async def test_data_survives_a_server_restart(server: str, chroma_server: Chroma
     await index.upsert("passages", "b", ["1"], unit(1, 1))
     await index.aclose()
 
-    chroma_server.restart()  # SIGTERM, then a new process on the same data (and a new port)
+    chroma_server.restart()  # SIGTERM, then a new process on the same data and port
 
-    again = ChromaVectorIndex.http(chroma_server.url, shards=2, model="hash-64")
+    again = ChromaVectorIndex.http(server, shards=2, model="hash-64")
     assert await ids(again, "passages", "a", unit(0, 1)) == ["2", "1"]
     assert await ids(again, "passages", "b", unit(1)) == ["1"]
     await again.aclose()
