@@ -8,7 +8,7 @@ checks: each message replied once, and no agent ever had two turns in flight (se
 stub LLM, which reads the agent and message number from each request, and afterwards in the
 `messages` table, where one agent's turns must not interleave). Usage:
 
-    python bench/workers.py                    # 1, 2 and 4 workers; 1,500 messages, 1,000 agents
+    python bench/workers.py                    # 1, 2 and 4 workers; 1,000 messages, 500 agents
     python bench/workers.py --workers 1,2,4,8 --messages 3000 --json
     python bench/workers.py --profile          # then one worker under cProfile, with SQL counts
     python bench/workers.py --workers 2 --kill 10 --lease 5   # a worker dies mid-run
@@ -478,6 +478,8 @@ class Result:
     exit_codes: list[int] = field(default_factory=list)
     failed: int = 0
     stop_seconds: float = 0.0
+    sql: dict[str, int] = field(default_factory=dict)
+    """Statements (by text), transactions, leases and claims of all workers (--count-sql)."""
     ready: float = 0.0
     """Seconds until the last worker was started and claiming."""
     leaders: list[int] = field(default_factory=list)
@@ -557,16 +559,21 @@ async def run(count: int, args: argparse.Namespace, profile: Path | None = None)
                 "BOTMEM_BENCH_KEY": "no-key",
             }
             command = shlex.split(args.command)
-            if profile is not None:  # `python [-m] TARGET ARGS` under PROFILER
-                target = command[2:] if command[1] == "-m" else command[1:]
-                command = [command[0], "-c", PROFILER, str(profile), *target]
             xacts = await transactions(conn, args.db)
             before = sample([], stub, chroma, args.db)
+            counted = [tmpdir / f"worker{i}.prof" for i in range(count)]
+            if profile is not None:
+                counted[0] = profile
             for i in range(count):
                 log = (tmpdir / f"worker{i}.log").open("wb")
+                run_this = command
+                if profile is not None:
+                    run_this = instrumented(command, "profile", counted[i])
+                elif args.count_sql:
+                    run_this = instrumented(command, "count", counted[i])
                 workers.append(
                     subprocess.Popen(
-                        [*command, "--config", str(configs[i])],
+                        [*run_this, "--config", str(configs[i])],
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         env=env,
@@ -623,6 +630,7 @@ async def run(count: int, args: argparse.Namespace, profile: Path | None = None)
             stopping = time.perf_counter()
             result.exit_codes = stop_all(workers)
             result.stop_seconds = time.perf_counter() - stopping
+            result.sql = sql_counts([Path(f"{path}.sql.json") for path in counted])
             result.leaders = [
                 i
                 for i in range(count)
@@ -649,27 +657,32 @@ async def run(count: int, args: argparse.Namespace, profile: Path | None = None)
 
 # --- the profile --------------------------------------------------------------------------
 
-PROFILER = """
+INSTRUMENTED = """
 import collections, cProfile, json, runpy, sys, time
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-out, target = sys.argv[1], sys.argv[2]
-sys.argv = [target, *sys.argv[3:]]
-sql = collections.Counter()
+from botmem.stores.sql.inbox import SqlInboxStore
+from botmem.stores.sql.leases import SqlLeaseStore
+mode, out, target = sys.argv[1:4]
+sys.argv = [target, *sys.argv[4:]]
+counts = collections.Counter()
 @event.listens_for(Engine, "before_cursor_execute")
-def count(conn, cursor, statement, parameters, context, executemany):
-    sql[" ".join(statement.split())[:100]] += 1
-@event.listens_for(Engine, "begin")
-def begin(conn):
-    sql["(BEGIN)"] += 1
-@event.listens_for(Engine, "commit")
-def commit(conn):
-    sql["(COMMIT)"] += 1
-@event.listens_for(Engine, "rollback")
-def rollback(conn):
-    sql["(ROLLBACK)"] += 1
-profile = cProfile.Profile(time.thread_time)  # CPU time of this thread: the machine may be busy
-profile.enable()
+def statement(conn, cursor, text, parameters, context, executemany):
+    counts[" ".join(text.split())[:100]] += 1
+for name in ("begin", "commit", "rollback"):
+    event.listen(Engine, name, lambda conn, key=f"({name.upper()})": counts.update([key]))
+def outcomes(cls, method, outcome):
+    original = getattr(cls, method)
+    async def counted(self, *args, **kwargs):
+        result = await original(self, *args, **kwargs)
+        counts.update(outcome(result))
+        return result
+    setattr(cls, method, counted)
+outcomes(SqlLeaseStore, "acquire", lambda got: ["[lease taken]" if got else "[lease refused]"])
+outcomes(SqlInboxStore, "claimable", lambda keys: ["[claim query]", *["[agent]"] * len(keys)])
+profile = cProfile.Profile(time.thread_time) if mode == "profile" else None
+if profile:
+    profile.enable()  # CPU time of this thread: on a busy machine wall time charges whatever runs
 try:
     if target.endswith(".py"):
         runpy.run_path(target, run_name="__main__")
@@ -678,14 +691,49 @@ try:
 except (SystemExit, KeyboardInterrupt):
     pass
 finally:
-    profile.disable()
-    profile.dump_stats(out)
+    if profile:
+        profile.disable()
+        profile.dump_stats(out)
     with open(out + ".sql.json", "w") as f:
-        json.dump(sql.most_common(), f)
+        json.dump(counts.most_common(), f)
 """
-"""Runs a module or script under cProfile counting CPU time, not wall time (which on a busy
-machine charges whatever runs when the process is descheduled, e.g. socket sends), and counts
-the SQL statements (and transactions) the process sends, by their text."""
+"""Runs a module or script counting the SQL statements and transactions it sends (by their
+text), lease acquisitions (taken or refused) and claim queries (and the agents they return);
+in "profile" mode also under cProfile, timed by CPU (wall time, on a busy machine, charges
+whatever runs when the process is descheduled, e.g. socket sends). Output: OUT.sql.json, and
+in profile mode OUT (pstats)."""
+
+
+def instrumented(command: list[str], mode: str, out: Path) -> list[str]:
+    """`python [-m] TARGET ARGS` -> the same under INSTRUMENTED."""
+    target = command[2:] if command[1] == "-m" else command[1:]
+    return [command[0], "-c", INSTRUMENTED, mode, str(out), *target]
+
+
+def sql_counts(paths: list[Path]) -> dict[str, int]:
+    total: dict[str, int] = defaultdict(int)
+    for path in paths:
+        if path.exists():
+            for text, calls in json.loads(path.read_text()):
+                total[text] += calls
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+def sql_lines(counts: dict[str, int], messages: int, top: int) -> list[str]:
+    per = {text: calls / messages for text, calls in counts.items()}
+    statements = sum(v for text, v in per.items() if text[0] not in "([")
+    lines = [
+        f"SQL per message: {statements:.1f} statements in {per.get('(BEGIN)', 0):.1f}"
+        f" transactions ({per.get('(COMMIT)', 0):.1f} commits, {per.get('(ROLLBACK)', 0):.1f}"
+        f" rollbacks: every read is a transaction too); leases taken"
+        f" {per.get('[lease taken]', 0):.2f}, refused {per.get('[lease refused]', 0):.2f};"
+        f" claim queries {per.get('[claim query]', 0):.2f}, agents returned"
+        f" {per.get('[agent]', 0):.2f}"
+    ]
+    ranked = [(text, v) for text, v in per.items() if text[0] not in "(["][:top]
+    lines += [f"  {v:6.2f}  {text}" for text, v in ranked]
+    return lines
+
 
 AREAS = (
     ("sqlalchemy", "SQLAlchemy"),
@@ -738,17 +786,8 @@ def summarize_profile(path: Path, run: Result, top: int = 15) -> list[str]:
     for name, seconds in sorted(by_area.items(), key=lambda kv: -kv[1]):
         if seconds / total >= 0.01:
             lines.append(f"  {name:24} {seconds:7.2f} s  {100 * seconds / total:5.1f}%")
-    sql_file = Path(f"{path}.sql.json")
-    if sql_file.exists():
-        counted = json.loads(sql_file.read_text())
-        statements = sum(calls for text, calls in counted if not text.startswith("("))
-        lines.append(
-            f"SQL per message: {statements / run.messages:.1f} statements (SQLAlchemy's count)"
-            f" in {sum(c for t, c in counted if t == '(BEGIN)') / run.messages:.1f}"
-            f" transactions; the most frequent (top {2 * top}):"
-        )
-        for statement, calls in counted[: 2 * top]:
-            lines.append(f"  {calls / run.messages:6.2f}  {statement}")
+    if run.sql:
+        lines += sql_lines(run.sql, run.messages, 2 * top)
     lines.append(f"top {top} functions by self time:")
     ranked = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
     for (filename, line, function), (_cc, calls, tottime, cumtime, _callers) in ranked:
@@ -807,6 +846,11 @@ def table(results: list[Result], cores: int) -> str:
             f" {c['stub']:>6.1f} {c['bench']:>6.1f} {c['other']:>6.1f} {c['busy_cores']:>10.2f}"
             f" {xacts:>11.1f}  {each}"
         )
+    for r in results:
+        if r.sql:
+            out.append("")
+            out.append(f"{r.workers} worker(s), all together:")
+            out += sql_lines(r.sql, r.messages, 12)
     out.append("")
     out.append("correctness (stub: as the LLM saw the requests; db: the inbox and messages):")
     for r in results:
@@ -849,6 +893,7 @@ def as_json(results: list[Result]) -> dict[str, Any]:
                 "exit_codes": r.exit_codes,
                 "stop_s": round(r.stop_seconds, 2),
                 "leaders": r.leaders,
+                "sql_per_message": {k: round(v / r.messages, 3) for k, v in r.sql.items()},
             }
             for r in results
         ],
@@ -858,12 +903,13 @@ def as_json(results: list[Result]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2,4", help="worker counts to run (default 1,2,4)")
-    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--agents", type=int, default=500, help="(default 500)")
     parser.add_argument(
         "--messages",
         type=int,
-        default=1500,
-        help="in all, round-robin over the agents (default 1500)",
+        default=1000,
+        help="in all, round-robin over the agents (default 1000: 2 per agent, so that each"
+        " agent's order is checked)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
     parser.add_argument("--pg", default=PG, help=f"the PostgreSQL server (default {PG})")
@@ -901,6 +947,12 @@ def main() -> None:
         help="then one worker under cProfile (--profile-messages messages)",
     )
     parser.add_argument("--profile-messages", type=int, default=1000)
+    parser.add_argument(
+        "--count-sql",
+        action="store_true",
+        help="count each worker's SQL statements, transactions, leases and claims (a little"
+        " slower)",
+    )
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the workers' logs here")
     parser.add_argument("--stub", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
