@@ -94,6 +94,8 @@ class App:
             lambda inbound: self.commands.run(inbound),
             self.deliver,
             settings.runtime.max_concurrent_turns,
+            # a worker's replies to platforms it does not serve stay stored for a gateway
+            delivers=lambda source: source in self._adapters,
         )
         self.maintenance = Maintenance(
             stores, self.runner, self.router, self.consolidator, self.scheduler, settings, clock
@@ -331,7 +333,9 @@ async def open_stores(
         )
     if storage.vector_cache:
         vectors = CachedVectorIndex(vectors, storage.vector_cache)
-    return await open_sql_stores(storage.resolved_database_url(), clock, vectors=vectors)
+    return await open_sql_stores(
+        storage.resolved_database_url(), clock, vectors=vectors, pool_size=storage.pool_size
+    )
 
 
 def build_embedder(settings: Settings) -> Embedder:

@@ -93,6 +93,8 @@ class StorageSettings(_Section):
     chroma_shards: int = Field(default=16, ge=1, le=4096)
     vector_cache: int = Field(default=50_000, ge=0)
     """Vectors of recently searched agents kept in RAM (~1.5 KB each); 0 turns it off."""
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    """Connections one process keeps open to a database server (not used for SQLite)."""
 
     def chroma_path(self) -> Path:
         return Path(self.data_dir).expanduser() / "chroma"

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 
-from botmem.stores.base import is_transient
+from botmem.stores.base import is_transient, log_store_failure
 from botmem.stores.leases import LeaseStore
 from botmem.types import AgentKey
 
@@ -134,9 +134,7 @@ class LeasedLocks(LocalLocks):
                 kept = await self._leases.renew(names, self.holder, self._ttl)
                 renewed_at = loop.time()
             except Exception as exc:  # boundary: keep trying while the leases last
-                if not is_transient(exc):
-                    raise
-                log.warning("renewing %d lease(s) failed: %s", len(names), exc)
+                log_store_failure(log, f"renewing {len(names)} lease(s) failed", exc)
                 kept = set(names) if loop.time() - renewed_at < self._ttl else set()
             for name in names:
                 if name not in kept and name in self._tasks:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from botmem.router import Router
-from botmem.stores.base import InboxStore, is_transient
+from botmem.stores.base import InboxStore, log_store_failure
 from botmem.stores.leases import LeaseStore, wall_clock
 from botmem.types import AgentKey
 
@@ -91,14 +91,17 @@ class ClaimLoop:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            await self._claim()
+            failed = not await self._claim()
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                # after a failed look, wait out a broken database instead of hammering it
+                wait = RETRY_STUCK_AFTER if failed else self._poll
+                await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _claim(self) -> None:
+    async def _claim(self) -> bool:
+        """Start work on claimable agents; False when the database could not be asked."""
         free = self._capacity - len(self._tasks)
         if free <= 0:
-            return
+            return True
         now = asyncio.get_running_loop().time()
         self._stuck = {key: until for key, until in self._stuck.items() if until > now}
         try:
@@ -108,15 +111,14 @@ class ClaimLoop:
                 now=wall_clock(),
                 limit=free + len(self._stuck) + len(self._tasks),
             )
-        except Exception as exc:  # boundary: the database may be down for a while
-            if not is_transient(exc):
-                raise
-            log.warning("looking for work failed: %s", exc)
-            return
+        except Exception as exc:  # boundary: the loop must outlive any database failure
+            log_store_failure(log, "looking for work failed", exc)
+            return False
         for key in keys:
             if free > 0 and key not in self._tasks and key not in self._stuck:
                 self._spawn(key)
                 free -= 1
+        return True
 
     def _spawn(self, agent_key: AgentKey) -> None:
         work = self._router.process_agent(agent_key, turns=self._turns, sources=self._sources())
@@ -201,9 +203,7 @@ class Leadership:
             else:
                 held = await self._leases.acquire(LEADER_LEASE, self._holder, self._ttl)
         except Exception as exc:  # boundary: keep what we have until the lease runs out
-            if not is_transient(exc):
-                raise
-            log.warning("leader lease check failed: %s", exc)
+            log_store_failure(log, "leader lease check failed", exc)
             return False
         if held and not self.leading:
             self.leading = True

@@ -5,6 +5,7 @@ Every method is its own transaction. Timestamps are timezone-aware UTC datetimes
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,9 +148,43 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, StoreError):
         return True
-    from sqlalchemy.exc import InterfaceError, OperationalError  # loaded with the SQL stores
+    if isinstance(exc, OSError):  # the server cannot be reached (refused, reset, timed out)
+        return True
+    from sqlalchemy.exc import (  # loaded with the SQL stores
+        DBAPIError,
+        InterfaceError,
+        OperationalError,
+    )
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    return isinstance(exc, (OperationalError, InterfaceError))
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or _transient_sqlstate(exc.orig)
+    return False
+
+
+_TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
+"""PostgreSQL error classes worth a retry: connection exceptions, insufficient resources
+("too many clients"), the server shutting down or starting, serialization failures and
+deadlocks. asyncpg reports them as plain DBAPIErrors, not OperationalErrors."""
+
+
+def _transient_sqlstate(orig: BaseException | None) -> bool:
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    return isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES)
+
+
+def log_store_failure(log: logging.Logger, what: str, exc: Exception) -> None:
+    """A warning for a database that is down or full; an error with its traceback for
+    anything else. For loops that must go on either way: a process that silently stopped
+    claiming work or renewing leases would be worse than a noisy one."""
+    if is_transient(exc):
+        log.warning("%s: %s", what, exc)
+    else:
+        log.error("%s: %r", what, exc, exc_info=exc)
 
 
 def merge_metadata(current: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,11 @@ def _utc_now() -> datetime:
 
 
 async def open_sql_stores(
-    url: str, clock: Clock | None = None, vectors: VectorIndex | None = None
+    url: str,
+    clock: Clock | None = None,
+    vectors: VectorIndex | None = None,
+    *,
+    pool_size: int = 10,
 ) -> Stores:
     """Open the database at `url` (e.g. ``sqlite:///data/botmem.db`` or
     ``postgresql+asyncpg://user@host/db``), bring its schema up to date and return the stores.
@@ -41,7 +45,7 @@ async def open_sql_stores(
     `vectors` defaults to an in-memory index: fine for tests, but its vectors are gone at
     exit (messages stay marked indexed), so persistent bots pass a persistent index.
     """
-    db = open_database(url)
+    db = open_database(url, pool_size)
     migrated = False
     try:
         await migrate(db)

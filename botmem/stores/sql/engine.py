@@ -168,14 +168,16 @@ class AsyncDatabase:
 Database: TypeAlias = SqliteDatabase | AsyncDatabase
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, pool_size: int = 10) -> Database:
     """The database at `url`; for SQLite the file's directory is created and pragmas set.
 
     ``sqlite:///path`` and ``sqlite+aiosqlite:///path`` both open the file with `sqlite3`.
+    A server database gets at most `pool_size` connections: a turn that finds them all in
+    use waits for one (a transient error after 30 s) instead of overflowing the server.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return AsyncDatabase(create_async_engine(url))
+        return AsyncDatabase(create_async_engine(url, pool_size=pool_size, max_overflow=0))
     return SqliteDatabase(_sqlite_engine(parsed))
 
 
