@@ -57,6 +57,8 @@ class App:
         clock: Clock,
     ):
         self.settings = settings
+        self.tools = tools
+        self.embedder = embedder
         self.stores = stores
         self.llm = llm
         self.retriever = Retriever(stores, embedder, settings.retrieval)

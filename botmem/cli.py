@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker = _command(sub, "worker", "run agents' turns for gateways on the same database", _run)
     worker.set_defaults(role="worker")
+    serve = _command(
+        sub, "serve", "run the bot and the Letta-compatible HTTP API (see [server])", _serve
+    )
+    serve.add_argument("--host", help="address to listen on (default: [server] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: [server] port, 8283; 0: any)")
     chat = _command(sub, "chat", "chat with a user's agent in the terminal (or via stdin)", _chat)
     chat.add_argument("--user", required=True, help="whose agent (agent key console:USER)")
 
@@ -170,6 +175,22 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("stopping: letting running turns finish (up to %.0f s)", grace)
         await app.shutdown(grace)
     log.info("stopped")
+    return 0
+
+
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from botmem.errors import ConfigError
+    from botmem.platforms import build_adapters
+
+    try:
+        from botmem.server.serve import serve
+    except ImportError as exc:
+        raise ConfigError(
+            f'`botmem serve` needs the server extra: pip install "botmem[server]" ({exc})'
+        ) from exc
+    host = args.host or settings.server.host
+    port = settings.server.port if args.port is None else args.port
+    await serve(settings, build_adapters(settings), host=host, port=port)
     return 0
 
 

@@ -282,6 +282,18 @@ class WorkerSettings(_Section):
     """Seconds between looks at the inbox for work stored by other processes."""
 
 
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8283, ge=0, le=65535)
+    api_key_env: str = ""
+    """The env var holding the API key every request must send as ``Authorization: Bearer``.
+    Empty: no key, and `botmem serve` refuses to listen beyond loopback."""
+    strict_tools: bool = False
+    """Refuse (422) agents asking for tools this server does not have, instead of a warning."""
+    max_body_bytes: int = Field(default=10_000_000, ge=1024)
+    """Largest request body accepted (agent file imports are the big ones)."""
+
+
 class Settings(_Section):
     telegram: TelegramSettings | None = None
     slack: SlackSettings | None = None
@@ -298,6 +310,7 @@ class Settings(_Section):
     summarization: SummarizationSettings = Field(default_factory=SummarizationSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     source: str = Field(default="<defaults>", exclude=True)
 
     def platforms(self) -> dict[str, PlatformSettings]:

@@ -183,22 +183,22 @@ class ContextBuilder:
             raise LookupError(f"agent {agent_key} does not exist")
         messages = await self._windows.messages(state)
         local_now = now.astimezone(agent_timezone(state, self._timezone))
-        system = await self._system(agent_key, state.summary, state.summary_at, local_now)
+        system = await self._system(state, local_now)
         if self._tools_tokens is None:
             self._tools_tokens = self._llm.count_tokens(
                 [{"role": "system", "content": json.dumps(self._tools)}]
             )
         return state, messages, system, self._llm.count_tokens([system]) + self._tools_tokens
 
-    async def _system(
-        self, agent_key: AgentKey, summary: str, summary_at: datetime | None, now: datetime
-    ) -> dict[str, Any]:
-        blocks = await self._stores.blocks.for_agent(agent_key)
-        recall = await self._stores.history.count(agent_key)
-        stats = MemoryStats(recall, None, summary_at, now)
+    async def _system(self, state: AgentState, now: datetime) -> dict[str, Any]:
+        blocks = await self._stores.blocks.for_agent(state.agent_key)
+        recall = await self._stores.history.count(state.agent_key)
+        stats = MemoryStats(recall, None, state.summary_at, now)
+        # an agent created with its own system prompt (over the HTTP API) uses it instead
+        instructions = state.metadata.get("system") or self._instructions
         return {
             "role": "system",
-            "content": system_text(self._instructions, blocks, stats, summary),
+            "content": system_text(instructions, blocks, stats, state.summary),
         }
 
     async def _summarize(

@@ -18,7 +18,7 @@ from botmem.agent.tools import CheckinPlanner, Toolset
 from botmem.config import Settings
 from botmem.events import InboundMessage
 from botmem.limits import Limits, MeteredLLM
-from botmem.llm.base import LLMClient
+from botmem.llm.base import AGENT_MODEL, LLMClient
 from botmem.stores.base import Stores
 from botmem.types import AgentKey, AgentState, BlockSpec, Message
 
@@ -115,10 +115,12 @@ class AgentRunner:
                 inbox_id,
                 len(turn.messages),
             )
+        model = AGENT_MODEL.set(state.metadata.get("model") or None)
         with self.limits.metering() as usage:
             try:
                 reply = await self._loop.run(turn)
             finally:  # a turn that fails (and is retried) still spent its tokens
+                AGENT_MODEL.reset(model)
                 await self.limits.record(inbound.agent_key, usage)
         await self._stores.agents.touch(inbound.agent_key)
         self._count_turn(inbound.agent_key)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from botmem.types import ToolCall
+
+AGENT_MODEL: ContextVar[str | None] = ContextVar("botmem_agent_model", default=None)
+"""The model the running turn's agent asked for (e.g. one created over the HTTP API with
+``model="openai/gpt-4.1"``); None: the configured `[llm] model`. Set by the runner."""
 
 
 @dataclass(frozen=True)

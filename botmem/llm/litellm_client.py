@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from botmem.errors import LLMError
 from botmem.llm import tokens
-from botmem.llm.base import Completion, Usage
+from botmem.llm.base import AGENT_MODEL, Completion, Usage
 from botmem.llm.breaker import FAILURES, Breaker
 from botmem.llm.failures import (
     KINDS,
@@ -147,6 +147,10 @@ class _RetryingCaller:
         raise LLMError(redact(message, self._api_key), retryable=last.retryable) from last.error
 
 
+def _provider(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else ""
+
+
 def wire_model(model: str, request: dict[str, Any]) -> str:
     """The model string handed to litellm. ``openai/NAME`` on a custom api_base (a local or
     self-hosted OpenAI-compatible server) goes through litellm's own httpx handler (provider
@@ -245,6 +249,9 @@ class LiteLLMClient(_RetryingCaller):
         """One model call: retries on the primary model, then each fallback once. While the
         primary keeps failing (see breaker.py), calls with fallbacks go to them at once."""
         request = self._request(messages, tools, max_tokens)
+        chosen = AGENT_MODEL.get()
+        if chosen and chosen != self.model:
+            return await self._complete_as(chosen, request)
         skipped = self._breaker.open_for() if self.fallbacks else 0.0
         if skipped:
             last = Failure("skipped", f"down, retried in {skipped:.0f}s", retryable=True)
@@ -271,6 +278,19 @@ class LiteLLMClient(_RetryingCaller):
             if not outcome.retryable:
                 self._raise(failures, outcome)
         self._raise(failures, last)
+
+    async def _complete_as(self, model: str, request: dict[str, Any]) -> Completion:
+        """A call for an agent that chose its own model: the configured api_base and key
+        apply only when it names the configured model's provider (litellm finds the key of
+        any other provider in its usual environment variable)."""
+        attempt = self._attempt
+        if _provider(model) != _provider(self.model):
+            request = {**request, "api_base": None, "api_key": None}
+            attempt = self._litellm_attempt  # never to the configured server
+        result = await self._retrying(lambda: attempt(model, request))
+        if isinstance(result, Failure):
+            self._raise([describe(result, self.max_retries + 1)], result)
+        return result
 
     def _request(
         self,
@@ -302,6 +322,9 @@ class LiteLLMClient(_RetryingCaller):
         http = self._direct_client(model)
         if http is not None:
             return await http.complete(model, request)
+        return await self._litellm_attempt(model, request)
+
+    async def _litellm_attempt(self, model: str, request: dict[str, Any]) -> Completion | Failure:
         litellm = _load_litellm()
         try:
             response = await litellm.acompletion(model=wire_model(model, request), **request)
