@@ -190,7 +190,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ) from exc
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
-    await serve(settings, build_adapters(settings), host=host, port=port)
+    adapters = build_adapters(settings) if settings.platforms() else []  # API alone is fine
+    await serve(settings, adapters, host=host, port=port)
     return 0
 
 

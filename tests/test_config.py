@@ -17,9 +17,11 @@ from botmem.config import (
     LimitSettings,
     LLMSettings,
     RuntimeSettings,
+    ServerSettings,
     Settings,
     StorageSettings,
     SummarizationSettings,
+    WorkerSettings,
     load_settings,
     require_llm,
 )
@@ -42,6 +44,8 @@ def test_the_example_documents_every_setting_and_loads() -> None:
         "consolidation": ConsolidationSettings,
         "summarization": SummarizationSettings,
         "limits": LimitSettings,
+        "workers": WorkerSettings,
+        "server": ServerSettings,
     }
     for name, model in sections.items():
         assert f"[{name}]" in text

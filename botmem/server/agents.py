@@ -8,7 +8,7 @@ made as that chat user's agent. Every platform user's agent is listed here too.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,7 +41,7 @@ class AgentCreate(BaseModel):
     embedding: str | None = Field(default=None, max_length=200)
     system: str | None = Field(default=None, max_length=200_000)
     memory_blocks: list[BlockCreate] = Field(default_factory=list, max_length=100)
-    tools: list[str] = Field(default_factory=list, max_length=200)
+    tools: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
     tags: list[str] = Field(default_factory=list, max_length=100)
     metadata: dict[str, Any] = Field(
@@ -176,11 +176,11 @@ def _tool_warnings(app: App, requested: list[str]) -> list[str]:
     missing = [name for name in requested if app.tools.get(name) is None]
     if not missing:
         return []
-    text = f"tools this server does not have were ignored: {', '.join(missing)}"
+    names = ", ".join(missing)
     if app.settings.server.strict_tools:
-        raise BotmemError(f"tools: {text.replace(' were ignored', '')} ([server] strict_tools)")
-    log.warning("api: %s", text)
-    return [text]
+        raise BotmemError(f"tools: this server does not have {names} ([server] strict_tools)")
+    log.warning("api: tools this server does not have were ignored: %r", missing)
+    return [f"tools this server does not have were ignored: {names}"]
 
 
 def _metadata(body: AgentCreate, key: AgentKey) -> dict[str, Any]:
