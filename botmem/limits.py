@@ -182,6 +182,9 @@ class Limits:
     def metering(self) -> Iterator[TurnUsage]:
         """Count the tokens of every LLM call made (through a MeteredLLM) inside the block."""
         usage = TurnUsage()
+        sink = USAGE_SINK.get()
+        if sink is not None:
+            sink.append(usage)
         token = _CURRENT.set(usage)
         try:
             yield usage
@@ -195,10 +198,17 @@ class Limits:
 @dataclass
 class TurnUsage:
     tokens: int = 0
+    """What the budget counts: the reported total, or the prompt's own count."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    """As the model reported them (0 when it reports none)."""
 
 
 _CURRENT: ContextVar[TurnUsage | None] = ContextVar("botmem_turn_usage", default=None)
 """The usage of the turn running in this task (each turn runs in its own asyncio task)."""
+USAGE_SINK: ContextVar[list[TurnUsage] | None] = ContextVar("botmem_usage_sink", default=None)
+"""Set around submitting an event to learn its turn's usage: the turn's task inherits the
+context, and its TurnUsage is appended here when it starts metering (the HTTP API uses it)."""
 
 
 class MeteredLLM:
@@ -229,6 +239,8 @@ class MeteredLLM:
         usage = _CURRENT.get()
         if usage is not None:
             usage.tokens += completion.usage.total_tokens or self._inner.count_tokens(messages)
+            usage.prompt_tokens += completion.usage.prompt_tokens
+            usage.completion_tokens += completion.usage.completion_tokens
         return completion
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 from botmem.adapter import Capabilities, InboundHandler, TurnTask
 from botmem.events import InboundMessage, OutboundMessage
+from botmem.limits import USAGE_SINK, TurnUsage
 from botmem.server.ids import API_SOURCE
 from botmem.stores.base import InboxStatus, Stores
 from botmem.types import AgentKey, Message
@@ -68,8 +69,13 @@ class ApiAdapter:
             text=text,
             user_id=agent_key,
         )
-        task = await self._handle(inbound)
-        return Submission(agent_key, message_id, future, task)
+        usage: list[TurnUsage] = []
+        token = USAGE_SINK.set(usage)  # the turn's task inherits it (when it runs here)
+        try:
+            task = await self._handle(inbound)
+        finally:
+            USAGE_SINK.reset(token)
+        return Submission(agent_key, message_id, future, task, usage)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class Submission:
     reply: asyncio.Future[OutboundMessage]
     task: TurnTask | None
     """None when another process runs the turn (worker processes claim stored turns)."""
+    usage: list[TurnUsage]
+    """The turn's token usage, when it ran in this process (else empty)."""
 
     @property
     def settled(self) -> bool:

@@ -10,7 +10,7 @@ is in the history. ``if_busy=fail`` answers 409 instead of waiting for a running
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, Literal
 
@@ -77,8 +77,7 @@ class StopReasonOut(BaseModel):
 
 
 class UsageOut(BaseModel):
-    """What botmem knows of a turn's usage: its steps and its reply tokens as botmem counts
-    them (the model's own prompt token counts are not kept per turn)."""
+    """A turn's steps and tokens (see `usage`)."""
 
     message_type: Literal["usage_statistics"] = "usage_statistics"
     completion_tokens: int
@@ -114,7 +113,7 @@ async def create_message(
     return LettaResponseOut(
         messages=[m for message in watch.messages for m in _shown(message, body)],
         stop_reason=StopReasonOut(stop_reason=stop_reason(watch)),
-        usage=usage(watch.messages),
+        usage=usage(watch),
     )
 
 
@@ -219,8 +218,20 @@ def stop_reason(watch: TurnWatch) -> str:
     return "end_turn"
 
 
-def usage(messages: Sequence[Message]) -> UsageOut:
-    steps = [m for m in messages if m.role == "assistant"]
+def usage(watch: TurnWatch) -> UsageOut:
+    """As the model reported it for the turn's calls (steps and any summary) when the turn
+    ran in this process; else botmem's own count of the reply tokens."""
+    steps = [m for m in watch.messages if m.role == "assistant"]
+    metered = watch.submission.usage
+    if metered and any(u.prompt_tokens or u.completion_tokens for u in metered):
+        prompt = sum(u.prompt_tokens for u in metered)
+        completion = sum(u.completion_tokens for u in metered)
+        return UsageOut(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            step_count=len(steps),
+        )
     return UsageOut(completion_tokens=sum(m.tokens for m in steps), step_count=len(steps))
 
 
@@ -273,7 +284,7 @@ async def _events(
                 for letta in view(message):
                     yield _event(letta)
     yield _event(StopReasonOut(stop_reason=stop_reason(watch)).model_dump())
-    yield _event(usage(watch.messages).model_dump())
+    yield _event(usage(watch).model_dump())
     yield "data: [DONE]\n\n"
 
 

@@ -4,6 +4,7 @@ history, a busy agent, a client that goes away."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -88,6 +89,10 @@ async def test_a_block_edit_is_answered_as_tool_call_and_return(served: Served) 
     assert reply.message_type == "assistant_message"
     assert reply.content == "Nice to meet you, Brad."
     assert response.usage.step_count == 2
+    # the model's own counts (the fake server's: a quarter of the request's JSON length)
+    asked = [max(1, len(json.dumps(r["messages"])) // 4) for r in served.llm.requests[-2:]]
+    assert response.usage.prompt_tokens == sum(asked)
+    assert response.usage.total_tokens == sum(asked) + (response.usage.completion_tokens or 0)
     blocks = (await served.client.agents.retrieve(agent.id)).memory.blocks
     assert {b.label: b.value for b in blocks}["human"].endswith("Name: Brad")
 
