@@ -1,5 +1,6 @@
 """Text that every store can hold: lone UTF-16 surrogates (from a broken emoji in a platform
-payload, or ``"\\ud800"`` in the model's JSON) become U+FFFD instead of failing a write."""
+payload, or ``"\\ud800"`` in the model's JSON) and NUL characters (PostgreSQL text cannot
+hold them) become U+FFFD instead of failing a write."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 
 def scrub(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     if text.isascii():
         return text  # the common case, and it cannot hold a surrogate
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -321,7 +321,7 @@ def test_any_user_message_gets_a_reply(
     assert answer == "Got it."
     assert not errors()
     stored = bot.run(bot.app.stores.history.since(f"telegram:{user}", 0))
-    # kept as it came, but for lone surrogates (not UTF-8: no database takes them)
+    # kept as it came, but for lone surrogates and NULs (PostgreSQL takes neither)
     assert stored[0].role == "user" and stored[0].content == scrub(text)
 
 
