@@ -6,11 +6,13 @@ response models carry the fields the client requires plus the ones botmem fills 
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from botmem.errors import NotFoundError
 from botmem.types import Block
 
 _REQUEST = ConfigDict(extra="ignore")
@@ -23,6 +25,25 @@ class BlockCreate(BaseModel):
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     description: str | None = Field(default=None, max_length=10_000)
     read_only: bool = False
+
+
+_BLOCK = "block-"
+
+
+def block_id(store_id: str) -> str:
+    """A block's id as Letta writes it, ``block-<uuid>`` (stores keep 32 hex digits)."""
+    return _BLOCK + str(uuid.UUID(hex=store_id))
+
+
+def block_store_id(block_id_: str) -> str:
+    """The stored id of a ``block-<uuid>`` id; NotFoundError for anything else."""
+    rest = block_id_.removeprefix(_BLOCK)
+    try:
+        if rest != block_id_ and str(uuid.UUID(rest)) == rest:
+            return uuid.UUID(rest).hex
+    except ValueError:
+        pass
+    raise NotFoundError(f"no block {block_id_!r}")
 
 
 class BlockOut(BaseModel):
@@ -38,7 +59,7 @@ class BlockOut(BaseModel):
     @classmethod
     def of(cls, block: Block) -> BlockOut:
         return cls(
-            id=block.id,
+            id=block_id(block.id),
             label=block.label,
             value=block.value,
             limit=block.limit,

@@ -96,6 +96,61 @@ class BlockStore(Protocol):
         """Drop the agent's private blocks and its links to shared ones."""
         ...
 
+    # --- by id (the HTTP API's /v1/blocks): a Block's `label` here is the block's own ---
+
+    async def by_id(self, block_id: str) -> Block | None: ...
+
+    async def shared(self, label: str | None = None) -> list[Block]:
+        """Every shared block (optionally only those with this label), oldest first."""
+        ...
+
+    async def create_shared(self, spec: BlockSpec) -> Block:
+        """A new shared block attached to no agent yet, named by its id."""
+        ...
+
+    async def update(
+        self,
+        block_id: str,
+        *,
+        limit: int | None = None,
+        description: str | None = None,
+        read_only: bool | None = None,
+    ) -> Block:
+        """Change what is given (not the value: see `edit_by_id`); NotFoundError if missing."""
+        ...
+
+    async def edit_by_id(
+        self, block_id: str, change: Callable[[Block], str], *, editor: AgentKey
+    ) -> BlockEdit:
+        """`edit`, for a block named by id: the same version check, retries and history;
+        the edit is recorded as made by `editor`. NotFoundError for an unknown id."""
+        ...
+
+    async def delete(self, block_id: str) -> bool:
+        """Delete the block, detaching it from every agent; False if there is none."""
+        ...
+
+    async def agents_of(self, block_id: str) -> list[AgentKey]:
+        """The agents the block is attached to, by key."""
+        ...
+
+    async def attach_by_id(self, agent_key: AgentKey, block_id: str) -> Block:
+        """Attach an existing block to the agent under the block's label; idempotent.
+
+        A private block becomes shared (named by its id): it is no longer one agent's.
+        When the agent already has another block under that label, nothing changes and that
+        block is returned (the caller compares ids). NotFoundError for an unknown id.
+        """
+        ...
+
+    async def detach_by_id(self, agent_key: AgentKey, block_id: str) -> bool:
+        """Unlink the block from the agent; False if it was not attached.
+
+        Unlike `detach`, the block stays (a private one becomes shared, named by its id), as
+        in Letta, where a detached block can be attached again or deleted by id.
+        """
+        ...
+
 
 class HistoryStore(Protocol):
     async def append(self, messages: Sequence[Message]) -> list[Message]:

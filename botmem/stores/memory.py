@@ -7,8 +7,7 @@ state: every operation runs to completion before another task can interleave.
 from __future__ import annotations
 
 import itertools
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,15 +21,15 @@ from botmem.stores.base import (
     InboxStatus,
     Stores,
     VectorIndex,
-    apply_change,
     merge_metadata,
 )
 from botmem.stores.leases import MemoryLeaseStore
 from botmem.stores.memory_archival import MemoryArchivalStore
+from botmem.stores.memory_blocks import MemoryBlockStore
 from botmem.stores.memory_jobs import MemoryJobStore
 from botmem.stores.memory_vectors import MemoryVectorIndex
 from botmem.stores.text import CONTEXT_WEIGHT, bm25_scores, contexts, is_said, query_terms, words
-from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
+from botmem.types import AgentKey, AgentState, Message
 
 
 def _utc_now() -> datetime:
@@ -85,101 +84,6 @@ class MemoryAgentStore:
 
     async def delete(self, agent_key: AgentKey) -> None:
         self._agents.pop(agent_key, None)
-
-
-class MemoryBlockStore:
-    def __init__(self, clock: Clock):
-        self._clock = clock
-        self._blocks: dict[str, Block] = {}
-        self._shared: dict[str, str] = {}  # shared_name -> block id
-        self._links: dict[AgentKey, dict[str, str]] = {}  # label -> block id, attach order
-        self._edits: list[BlockEdit] = []  # oldest first
-
-    async def for_agent(self, agent_key: AgentKey) -> list[Block]:
-        links = self._links.get(agent_key, {})
-        return [replace(self._blocks[bid], label=label) for label, bid in links.items()]
-
-    async def get(self, agent_key: AgentKey, label: str) -> Block | None:
-        return self._view(agent_key, label)
-
-    def _view(self, agent_key: AgentKey, label: str) -> Block | None:
-        block_id = self._links.get(agent_key, {}).get(label)
-        return replace(self._blocks[block_id], label=label) if block_id else None
-
-    async def attach(
-        self, agent_key: AgentKey, spec: BlockSpec, *, shared_name: str | None = None
-    ) -> Block:
-        links = self._links.setdefault(agent_key, {})
-        if spec.label not in links:
-            block_id = self._shared.get(shared_name) if shared_name else None
-            if block_id is None:
-                block_id = self._create(spec, shared_name)
-            links[spec.label] = block_id
-        return replace(self._blocks[links[spec.label]], label=spec.label)
-
-    def _create(self, spec: BlockSpec, shared_name: str | None) -> str:
-        block = Block(
-            id=uuid.uuid4().hex,
-            label=spec.label,
-            value=spec.value,
-            limit=spec.limit,
-            description=spec.description,
-            read_only=spec.read_only,
-            version=1,
-            shared_name=shared_name,
-            updated_at=self._clock(),
-        )
-        self._blocks[block.id] = block
-        if shared_name:
-            self._shared[shared_name] = block.id
-        return block.id
-
-    async def detach(self, agent_key: AgentKey, label: str) -> None:
-        block_id = self._links.get(agent_key, {}).pop(label, None)
-        if block_id and self._blocks[block_id].shared_name is None:
-            self._drop_block(block_id)
-
-    def _drop_block(self, block_id: str) -> None:
-        del self._blocks[block_id]
-        self._edits = [e for e in self._edits if e.block_id != block_id]
-
-    async def edit(
-        self,
-        agent_key: AgentKey,
-        label: str,
-        change: Callable[[Block], str],
-        *,
-        edit_key: str | None = None,
-    ) -> BlockEdit:
-        if edit_key is not None:
-            for recorded in self._edits:
-                if recorded.agent_key == agent_key and recorded.edit_key == edit_key:
-                    return recorded
-        block = self._view(agent_key, label)
-        if block is None:
-            raise NotFoundError(f"{agent_key!r} has no block {label!r}")
-        edit = apply_change(block, agent_key, label, change, edit_key, self._clock())
-        unchanged = edit.new_value == edit.old_value
-        if not unchanged:
-            stored = self._blocks[block.id]
-            self._blocks[block.id] = replace(
-                stored, value=edit.new_value, version=edit.version, updated_at=edit.created_at
-            )
-            self._edits.append(edit)
-        return edit
-
-    async def edits(
-        self, agent_key: AgentKey, label: str | None = None, *, limit: int = 50
-    ) -> list[BlockEdit]:
-        links = self._links.get(agent_key, {})
-        wanted = {bid for lbl, bid in links.items() if label is None or lbl == label}
-        return [e for e in reversed(self._edits) if e.block_id in wanted][:limit]
-
-    async def delete_agent(self, agent_key: AgentKey) -> None:
-        self._edits = [e for e in self._edits if e.agent_key != agent_key]
-        for block_id in self._links.pop(agent_key, {}).values():
-            if self._blocks[block_id].shared_name is None:
-                self._drop_block(block_id)
 
 
 def _search(
