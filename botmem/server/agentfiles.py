@@ -32,10 +32,12 @@ from botmem.letta_import import read_agent_file
 from botmem.server.agents import agent_out, existing_agent
 from botmem.server.api import botmem_app
 from botmem.server.ids import agent_id, new_agent_key
+from botmem.server.scrubbing import ScrubbedRoute
 from botmem.types import AgentKey
+from botmem.unicode import scrub_json
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["agent files"])
+router = APIRouter(tags=["agent files"], route_class=ScrubbedRoute)
 MAX_FILE_BYTES = 200 * 1024 * 1024
 COPY_SUFFIX = "_copy"
 
@@ -114,7 +116,7 @@ async def _read_json(file: UploadFile) -> Any:
     if len(raw) > MAX_FILE_BYTES:
         raise AgentFileError(f"file: over {MAX_FILE_BYTES // (1024 * 1024)} MB")
     try:
-        return json.loads(raw)
+        return scrub_json(json.loads(raw))
     except UnicodeDecodeError as exc:
         raise AgentFileError("file: not UTF-8 text (an agent file is JSON)") from exc
     except ValueError as exc:

@@ -27,10 +27,11 @@ from botmem.server.schemas import (
     MemoryOut,
     ToolOut,
 )
+from botmem.server.scrubbing import ScrubbedRoute
 from botmem.types import AgentKey, AgentState, BlockSpec
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["agents"])
+router = APIRouter(tags=["agents"], route_class=ScrubbedRoute)
 _KEY_PATTERN = r"^[a-z][a-z0-9_]*:.+$"
 
 

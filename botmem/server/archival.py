@@ -24,11 +24,12 @@ from botmem.server.agents import existing_agent
 from botmem.server.api import botmem_app
 from botmem.server.ids import agent_id, number_of, numbered_id
 from botmem.server.paging import MAX_LIMIT, Page
+from botmem.server.scrubbing import ScrubbedRoute
 from botmem.stores.base import Passage
 from botmem.types import AgentKey
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["archival"])
+router = APIRouter(tags=["archival"], route_class=ScrubbedRoute)
 PASSAGE = "passage"
 MESSAGE = "message"
 ALL = 1_000_000_000

@@ -30,10 +30,11 @@ from botmem.server.ids import agent_id as agent_id_of
 from botmem.server.paging import Page
 from botmem.server.schemas import AgentOut, BlockCreate, BlockOut, block_store_id
 from botmem.server.schemas import block_id as api_block_id
+from botmem.server.scrubbing import ScrubbedRoute
 from botmem.types import AgentKey, Block, BlockEdit, BlockSpec
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["blocks"])
+router = APIRouter(tags=["blocks"], route_class=ScrubbedRoute)
 API_EDITOR: AgentKey = "api"
 """Who an edit over /v1/blocks/{id} is recorded as (not an agent key: those have a colon)."""
 

@@ -27,9 +27,10 @@ from botmem.server.api import ConflictError, api_adapter, botmem_app
 from botmem.server.api_adapter import ApiAdapter, TurnWatch
 from botmem.server.letta_messages import LettaMessage, letta_messages, message_id
 from botmem.server.paging import Page
+from botmem.server.scrubbing import ScrubbedRoute
 from botmem.types import Message
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=ScrubbedRoute)
 IfBusy = Literal["wait", "fail"]
 STREAM_POLL = 0.1
 """Seconds between reads of a streamed turn's stored messages."""

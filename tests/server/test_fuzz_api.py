@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from botmem.server.serve import http_api
 from botmem.testing.embeddings import HashEmbedder
 from botmem.testing.openai_server import FakeOpenAIServer
 from tests.server.conftest import server_settings
+from tests.stores.conftest import _fresh_pg_database
 
 EXAMPLES = 25
 
@@ -33,8 +35,9 @@ EXAMPLES = 25
 class ThreadServer:
     """`botmem serve`'s app on a thread of its own; `url` once started."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, database_url: str = ""):
         self._data = data
+        self._database_url = database_url
         self._ready = threading.Event()
         self._stop = threading.Event()
         self.url = ""
@@ -53,6 +56,7 @@ class ThreadServer:
         async with FakeOpenAIServer() as llm:
             adapter = ApiAdapter()
             settings_ = server_settings(self._data, llm)
+            settings_.storage.database_url = self._database_url
             async with await App.open(settings_, embedder=HashEmbedder()) as app:
                 await app.start([adapter])
                 async with http_api(app, adapter, host="127.0.0.1", port=0, key=None) as url:
@@ -63,9 +67,29 @@ class ThreadServer:
                 await app.shutdown(2)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadServer]:
-    with ThreadServer(tmp_path_factory.mktemp("fuzz")) as running:
+@contextmanager
+def _database(kind: str) -> Iterator[str]:
+    """ "" (SQLite under the data dir), or a fresh PostgreSQL database (dropped after)."""
+    if kind == "sqlite":
+        yield ""
+        return
+    loop = asyncio.new_event_loop()
+    fresh = _fresh_pg_database()
+    try:
+        yield loop.run_until_complete(anext(fresh))  # skips when no server is reachable
+    finally:
+        loop.run_until_complete(fresh.aclose())
+        loop.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ThreadServer]:
+    with (
+        _database(request.param) as url,
+        ThreadServer(tmp_path_factory.mktemp("fuzz"), url) as running,
+    ):
         yield running
 
 
@@ -122,3 +146,23 @@ def test_no_input_gives_a_server_error(server: ThreadServer, mode: GenerationMod
             agent = _an_agent(server.url)  # anew: a fuzzed DELETE may remove it
             _no_server_error(operation, server.url, mode, path_parameters={"agent_id": agent})
     assert fuzzed >= len(operations) // 2  # most operations take some input to vary
+
+
+def test_nul_characters_are_stored_and_searched_not_a_server_error(server: ThreadServer) -> None:
+    body = {"memory_blocks": [{"label": "human", "value": "Ann\u0000Lee"}]}
+    made = httpx.post(f"{server.url}/v1/agents/", json=body, timeout=30)
+    assert made.status_code == 200, made.text
+    agent = made.json()["id"]
+    human = httpx.get(f"{server.url}/v1/agents/{agent}/core-memory/blocks/human", timeout=30)
+    assert human.json()["value"] == "Ann\ufffdLee"
+    passage = {"text": "likes\u0000tea"}
+    added = httpx.post(f"{server.url}/v1/agents/{agent}/archival-memory", json=passage, timeout=30)
+    assert added.status_code == 200, added.text
+    found = httpx.get(
+        f"{server.url}/v1/agents/{agent}/archival-memory/search",
+        params={"query": "tea\u0000"},
+        timeout=30,
+    )
+    assert found.status_code == 200, found.text
+    missing = httpx.get(f"{server.url}/v1/agents/{agent}/core-memory/blocks/a%00b", timeout=30)
+    assert missing.status_code == 404
