@@ -189,7 +189,8 @@ class FakeOpenAIServer:
         finally:
             self._connections.discard(task)
             writer.close()
-            with contextlib.suppress(ConnectionError):
+            # a cancelled task's wait_closed() is cancelled too: the connection is over anyway
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
