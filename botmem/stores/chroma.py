@@ -40,6 +40,7 @@ import numpy as np
 
 from botmem.embeddings.base import Vectors
 from botmem.errors import StoreError
+from botmem.stores.chroma_layout import PREFIX, ChromaLayout
 from botmem.types import AgentKey
 
 if TYPE_CHECKING:
@@ -56,7 +57,6 @@ searched recently are answered from RAM (CachedVectorIndex) either way."""
 MAX_SHARDS = 4096
 UNAVAILABLE = frozenset({502, 503, 504})
 """HTTP statuses (e.g. from a proxy in front of the server) that mean "try again later"."""
-PREFIX = "botmem"
 _SPACE = re.compile(r"[a-z0-9][a-z0-9_]{0,62}")
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -69,14 +69,6 @@ def shard_of(agent_key: AgentKey, shards: int) -> int:
 
 def collection_name(space: str, shard: int) -> str:
     return f"{PREFIX}_{space}_{shard:03d}"
-
-
-def _parse_name(name: str) -> tuple[str, int] | None:
-    """(space, shard) of a botmem collection name; None for collections that are not ours."""
-    head, _, shard = name.rpartition("_")
-    if not head.startswith(f"{PREFIX}_") or not shard.isdigit():
-        return None
-    return head[len(PREFIX) + 1 :], int(shard)
 
 
 def _doc_id(agent_key: AgentKey, item_id: str) -> str:
@@ -141,16 +133,9 @@ class ChromaVectorIndex:
         if not 1 <= shards <= MAX_SHARDS:
             raise StoreError(f"shards must be between 1 and {MAX_SHARDS}, got {shards}")
         self._connect = connect
-        self._shards = shards
-        self._shards_settled = False
-        """Whether the shard count is fixed: read from the index, or used to create it."""
-        self._model = model
-        self._where = where
+        self._layout = ChromaLayout(shards, model, where)
         self._client: Client | None = None
         self._collections: dict[str, Collection] = {}
-        self._dimensions: dict[str, int] = {}
-        self._spaces: set[str] = set()
-        """Spaces seen on the server (delete_agent re-reads them: others may add spaces)."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -220,8 +205,7 @@ class ChromaVectorIndex:
         with self._lock:
             client, self._client = self._client, None
             self._collections.clear()
-            self._dimensions.clear()
-            self._spaces.clear()
+            self._layout.forget()
         if client is not None:
             await asyncio.to_thread(client.close)
 
@@ -239,12 +223,12 @@ class ChromaVectorIndex:
         try:
             return function(*args)
         except ChromaError as error:
-            raise StoreError(f"vector index {self._where}: {error}") from error
+            raise StoreError(f"vector index {self._layout.where}: {error}") from error
         except Exception as error:
             if not _unreachable(error):
                 raise
             detail = f"{type(error).__name__}: {error}"[:300]
-            raise StoreError(f"vector index {self._where} unreachable ({detail})") from error
+            raise StoreError(f"vector index {self._layout.where} unreachable ({detail})") from error
 
     def _upsert(self, space: str, agent_key: AgentKey, ids: list[str], matrix: Vectors) -> None:
         self._upsert_rows(space, [(agent_key, item_id) for item_id in ids], matrix)
@@ -316,7 +300,7 @@ class ChromaVectorIndex:
         """Delete from every space's collection of the agent's shard, as stored right now."""
         self._load_layout()
         with self._lock:
-            spaces = sorted(self._spaces)
+            spaces = sorted(self._layout.spaces)
         for space in spaces:
             collection = self._collection(space, agent_key, None, create=False)
             if collection is not None:
@@ -347,61 +331,7 @@ class ChromaVectorIndex:
                 self._scan(client)
 
     def _scan(self, client: Client) -> None:
-        """Learn the shard count and each space's dimensions from the existing collections,
-        checking their metadata. All or nothing: a refused index leaves what was known."""
-        known = (self._shards, self._shards_settled, dict(self._dimensions), set(self._spaces))
-        try:
-            for collection in client.list_collections():
-                parsed = _parse_name(collection.name)
-                if parsed is not None:
-                    self._remember(parsed[0], collection.metadata or {}, collection.name)
-        except BaseException:
-            self._shards, self._shards_settled, self._dimensions, self._spaces = known
-            raise
-
-    def _remember(self, space: str, metadata: Any, name: str) -> None:
-        self._spaces.add(space)
-        self._adopt_shards(metadata.get("shards"), name)
-        stored_model = metadata.get("model")
-        if self._model is not None and stored_model is not None and stored_model != self._model:
-            raise StoreError(
-                f"vector index {self._where} holds vectors of model {stored_model!r}, "
-                f"configured {self._model!r}: the embedding model changed; delete the index "
-                "and re-embed"
-            )
-        dimensions = metadata.get("dimensions")
-        if isinstance(dimensions, int):
-            self._check_dimensions(space, dimensions)
-            self._dimensions[space] = dimensions
-
-    def _adopt_shards(self, stored: Any, name: str) -> None:
-        """An existing index keeps the shard count it was built with (the setting applies to
-        a new one): agents map to shards by that count. Two counts in one index: refused."""
-        if stored is None or stored == self._shards:
-            self._shards_settled = True
-            return
-        if self._shards_settled:
-            raise StoreError(
-                f"vector index {self._where} mixes shard counts ({name} has {stored}, others "
-                f"{self._shards}): delete the index and re-embed"
-            )
-        log.info(
-            "vector index %s was built with %s shards: keeping them (the configured %d "
-            "applies to a new index)",
-            self._where,
-            stored,
-            self._shards,
-        )
-        self._shards = int(stored)
-        self._shards_settled = True
-
-    def _check_dimensions(self, space: str, dimensions: int) -> None:
-        known = self._dimensions.get(space)
-        if known is not None and known != dimensions:
-            raise StoreError(
-                f"vectors of {dimensions} dims, index {self._where} holds {known} in space "
-                f"{space!r}: the embedding model changed; delete the index and re-embed"
-            )
+        self._layout.scan((c.name, c.metadata or {}) for c in client.list_collections())
 
     def _collection(
         self, space: str, agent_key: AgentKey, dimensions: int | None, *, create: bool
@@ -417,7 +347,7 @@ class ChromaVectorIndex:
             raise StoreError(f"space must match {_SPACE.pattern}, got {space!r}")
         client, fresh = self._connected()
         with self._lock:
-            if not self._shards_settled and not fresh:
+            if not self._layout.settled and not fresh:
                 self._scan(client)
             return self._lookup(client, space, agent_key, dimensions, create=create)
 
@@ -432,12 +362,12 @@ class ChromaVectorIndex:
     ) -> Collection | None:
         """_collection's part under the lock, once the layout is read."""
         if dimensions is not None:
-            self._check_dimensions(space, dimensions)
-        name = collection_name(space, shard_of(agent_key, self._shards))
+            self._layout.check_dimensions(space, dimensions)
+        name = collection_name(space, shard_of(agent_key, self._layout.shards))
         cached = self._collections.get(name)
         if cached is not None:
             return cached
-        if not create and not self._shards_settled:
+        if not create and not self._layout.settled:
             return None  # the server held no botmem collection at all just now
         collection = self._open(client, name, dimensions, create=create)
         if collection is None:
@@ -445,20 +375,20 @@ class ChromaVectorIndex:
         metadata = collection.metadata or {}
         if (
             create
-            and not self._shards_settled
-            and metadata.get("shards") not in (None, self._shards)
+            and not self._layout.settled
+            and metadata.get("shards") not in (None, self._layout.shards)
         ):
             # Another process created this very collection since we read the layout, with its
             # shard count: adopt its layout (or refuse a mixed one) and look again.
             self._scan(client)
-            if not self._shards_settled:
-                raise StoreError(f"vector index {self._where}: {name} vanished; try again")
+            if not self._layout.settled:
+                raise StoreError(f"vector index {self._layout.where}: {name} vanished; try again")
             return self._lookup(client, space, agent_key, dimensions, create=create)
         if create:  # written with our count: a collection of another count is a mixed index
-            self._shards_settled = True
-        self._remember(space, metadata, name)
+            self._layout.settled = True
+        self._layout.remember(space, metadata, name)
         if dimensions is not None:  # a space another process created has its dimensions
-            self._check_dimensions(space, dimensions)
+            self._layout.check_dimensions(space, dimensions)
         self._collections[name] = collection
         return collection
 
@@ -474,12 +404,9 @@ class ChromaVectorIndex:
                 return client.get_collection(name, embedding_function=None)
             except NotFoundError:
                 return None
-        metadata: dict[str, Any] = {"dimensions": dimensions, "shards": self._shards}
-        if self._model is not None:
-            metadata["model"] = self._model
         return client.get_or_create_collection(
             name,
             configuration={"hnsw": {"space": "cosine"}},
-            metadata=metadata,
+            metadata=self._layout.new_metadata(dimensions),
             embedding_function=None,
         )
