@@ -150,6 +150,8 @@ class ContextBuilder:
         self._tools = tools
         self._tools_tokens: int | None = None  # counted at first use: counting may load a tokenizer
         self._windows = WindowCache(stores.history)
+        self._folded: set[AgentKey] = set()
+        """Agents folded since their last recorded step (in this process's memory only)."""
 
     async def build(self, agent_key: AgentKey, turn_id: int, now: datetime) -> Prompt:
         """The prompt for the next step; summarizes first when it would exceed the trigger."""
@@ -173,6 +175,15 @@ class ContextBuilder:
         if evict and await self._summarize(agent_key, state.summary, messages, evict):
             return evict
         return 0
+
+    def fold_pending(self, agent_key: AgentKey) -> bool:
+        """Whether the agent's context was folded into the summary (while compiling a prompt,
+        or by `compact`) since `fold_recorded` was last called for it. Kept until then so
+        that a step that fails after the fold (the model down) leaves the mark to the next."""
+        return agent_key in self._folded
+
+    def fold_recorded(self, agent_key: AgentKey) -> None:
+        self._folded.discard(agent_key)
 
     async def _parts(
         self, agent_key: AgentKey, now: datetime
@@ -212,5 +223,6 @@ class ContextBuilder:
         next_id = messages[evict].id if evict < len(messages) else None
         start = next_id if next_id is not None else (messages[-1].id or 0) + 1
         await self._stores.agents.save_summary(agent_key, summary, start)
+        self._folded.add(agent_key)
         log.info("agent %s: folded %d messages into the summary", agent_key, evict)
         return True

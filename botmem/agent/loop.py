@@ -2,6 +2,7 @@
 
 Every step is stored as it happens (the assistant message, then each tool result), so a turn
 interrupted by a crash resumes where it stopped: calls already applied are not applied again.
+Each step's prompt size is logged too (stores/steps.py), for the admin charts.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from botmem.agent.context import ContextBuilder
+from botmem.agent.context import ContextBuilder, Prompt
 from botmem.agent.retrieval import Retriever
 from botmem.agent.tools import CheckinPlanner, ToolContext, Toolset
 from botmem.errors import LLMError, ToolError
 from botmem.events import InboundMessage
 from botmem.llm.base import Completion, LLMClient
 from botmem.stores.base import Stores
+from botmem.stores.steps import StepRecord
 from botmem.types import AgentKey, Message, ToolCall
 
 log = logging.getLogger(__name__)
@@ -109,11 +111,29 @@ class StepLoop:
         completion = await self._llm.complete(
             prompt.messages, self._tools.schemas(), max_tokens=self._settings.max_reply_tokens
         )
+        await self._log_step(turn, prompt, completion)
         if not completion.tool_calls and not (completion.text or "").strip():
             log.info("agent %s: empty completion, asking again", turn.agent_key)
             return
         await self.record(turn, _assistant(turn, completion, self._clock()))
         await self._finish_open_calls(turn)
+
+    async def _log_step(self, turn: Turn, prompt: Prompt, completion: Completion) -> None:
+        """Record the step's prompt size, before its messages: a turn resumed after a crash
+        between the two calls the model again and logs that call too (two points for one
+        step, both real calls); a step whose messages are stored always has its point."""
+        reported = completion.usage.prompt_tokens
+        step = StepRecord(
+            turn.agent_key,
+            turn.turn_id,
+            self._clock(),
+            prompt_tokens=reported if reported > 0 else prompt.tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            summarized=self._context.fold_pending(turn.agent_key),
+        )
+        await self._stores.steps.record(step)
+        if step.summarized:
+            self._context.fold_recorded(turn.agent_key)
 
     async def _finish_open_calls(self, turn: Turn) -> None:
         """Run the last assistant message's tool calls that have no stored result yet."""

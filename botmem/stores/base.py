@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from botmem.embeddings.base import Vectors
@@ -16,6 +16,7 @@ from botmem.errors import NotFoundError, StoreError
 from botmem.events import InboundMessage
 from botmem.stores.jobs import JobStore
 from botmem.stores.leases import LeaseStore, MemoryLeaseStore
+from botmem.stores.steps import MemoryStepStore, StepStore
 from botmem.types import AgentKey, AgentState, Block, BlockEdit, BlockSpec, Message
 
 Clock = Callable[[], datetime]
@@ -191,6 +192,11 @@ class HistoryStore(Protocol):
         self, agent_key: AgentKey, start: datetime, end: datetime, *, limit: int, offset: int = 0
     ) -> list[Message]:
         """User and assistant messages with start <= created_at < end, oldest first."""
+        ...
+
+    async def per_day(self, since: datetime) -> list[tuple[date, int]]:
+        """How many user and assistant messages all agents have from `since` on, per UTC day,
+        oldest first; days without any are left out."""
         ...
 
     async def delete_agent(self, agent_key: AgentKey) -> None: ...
@@ -427,6 +433,7 @@ class Stores:
     vectors: VectorIndex
     jobs: JobStore
     leases: LeaseStore = field(default_factory=MemoryLeaseStore)
+    steps: StepStore = field(default_factory=MemoryStepStore)
     close: Callable[[], object] | None = None
 
     async def aclose(self) -> None:
@@ -437,9 +444,11 @@ class Stores:
                 await result
 
     async def wipe_agent(self, agent_key: AgentKey) -> None:
-        """Forget everything about one agent (blocks, history, state, queued events, jobs)."""
+        """Forget everything about one agent (blocks, history, state, queued events, jobs,
+        steps)."""
         await self.jobs.delete_agent(agent_key)  # first: nothing wakes the agent mid-wipe
         await self.history.delete_agent(agent_key)
+        await self.steps.delete_agent(agent_key)
         await self.blocks.delete_agent(agent_key)
         await self.inbox.delete_agent(agent_key)
         await self.archival.delete_agent(agent_key)

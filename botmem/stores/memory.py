@@ -7,9 +7,10 @@ state: every operation runs to completion before another task can interleave.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from botmem.errors import NotFoundError
@@ -28,6 +29,7 @@ from botmem.stores.memory_archival import MemoryArchivalStore
 from botmem.stores.memory_blocks import MemoryBlockStore
 from botmem.stores.memory_jobs import MemoryJobStore
 from botmem.stores.memory_vectors import MemoryVectorIndex
+from botmem.stores.steps import MemoryStepStore
 from botmem.stores.text import CONTEXT_WEIGHT, bm25_scores, contexts, is_said, query_terms, words
 from botmem.types import AgentKey, AgentState, Message
 
@@ -162,6 +164,15 @@ class MemoryHistoryStore:
         found.sort(key=lambda m: (m.created_at, m.id or 0))
         return found[offset : offset + limit]
 
+    async def per_day(self, since: datetime) -> list[tuple[date, int]]:
+        start = _as_utc(since)
+        days = Counter(
+            m.created_at.date()  # stored in UTC
+            for m in self._messages
+            if m.created_at >= start and m.role in CONVERSATION_ROLES
+        )
+        return sorted(days.items())
+
     async def delete_agent(self, agent_key: AgentKey) -> None:
         for message in self._of(agent_key):
             self._context.pop(message.id or 0, None)
@@ -270,4 +281,5 @@ def memory_stores(clock: Clock | None = None, vectors: VectorIndex | None = None
         vectors=vectors if vectors is not None else MemoryVectorIndex(),
         jobs=MemoryJobStore(now),
         leases=leases,
+        steps=MemoryStepStore(),
     )

@@ -15,6 +15,7 @@ from botmem.stores.sql.inbox import SqlInboxStore
 from botmem.stores.sql.jobs import SqlJobStore
 from botmem.stores.sql.leases import SqlLeaseStore
 from botmem.stores.sql.migrations import migrate
+from botmem.stores.sql.steps import SqlStepStore
 
 __all__ = [
     "SqlAgentStore",
@@ -24,6 +25,7 @@ __all__ = [
     "SqlInboxStore",
     "SqlJobStore",
     "SqlLeaseStore",
+    "SqlStepStore",
     "open_sql_stores",
 ]
 
@@ -63,5 +65,6 @@ async def open_sql_stores(
         vectors=vectors if vectors is not None else MemoryVectorIndex(),
         jobs=SqlJobStore(db, now),
         leases=SqlLeaseStore(db),
+        steps=SqlStepStore(db),
         close=db.close,
     )

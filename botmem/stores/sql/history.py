@@ -7,11 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, false, func, select, true, update
-from sqlalchemy.sql import Select
+from sqlalchemy import (
+    Date,
+    bindparam,
+    cast,
+    delete,
+    false,
+    func,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.elements import BindParameter
 
 from botmem.stores.base import CONVERSATION_ROLES
@@ -108,6 +119,21 @@ _INSERT = messages.insert().returning(messages.c.id)
 _COUNT = select(func.count()).select_from(messages).where(messages.c.agent_key == _AGENT)
 
 
+def _utc_day(sqlite: bool) -> ColumnElement[Any]:
+    """The UTC day of a message's created_at. SQLite keeps it as UTC text
+    ('YYYY-MM-DD HH:MM:SS...'), whose date() is that day as text; PostgreSQL has a timestamptz,
+    read in UTC whatever the session's time zone."""
+    if sqlite:
+        return func.date(messages.c.created_at)
+    # A literal, not a parameter: GROUP BY and ORDER BY must repeat the very same expression.
+    utc: ColumnElement[str] = literal_column("'UTC'")
+    return cast(func.timezone(utc, messages.c.created_at), Date)
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
 async def _last_said(conn: Conn, items: Sequence[Message]) -> dict[AgentKey, str]:
     """What each agent with a message said in `items` last said before them."""
     found = {}
@@ -196,6 +222,17 @@ class SqlHistoryStore:
         )
         query = query.order_by(messages.c.created_at, messages.c.id).limit(limit).offset(offset)
         return await self._select(query)
+
+    async def per_day(self, since: datetime) -> list[tuple[date, int]]:
+        day = _utc_day(self._db.sqlite).label("day")
+        query = (
+            select(day, func.count().label("messages"))
+            .where(messages.c.created_at >= since, messages.c.role.in_(CONVERSATION_ROLES))
+            .group_by(day)
+            .order_by(day)
+        )
+        async with self._db.read() as conn:
+            return [(_as_date(row.day), int(row.messages)) for row in await conn.execute(query)]
 
     async def delete_agent(self, agent_key: AgentKey) -> None:
         async def work(conn: Conn) -> None:

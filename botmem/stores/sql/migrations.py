@@ -25,6 +25,7 @@ from botmem.stores.sql.migration_1 import create_tables_v1
 from botmem.stores.sql.migration_2 import search_and_passages
 from botmem.stores.sql.migration_3 import create_jobs
 from botmem.stores.sql.migration_4 import leases_and_inbox_kinds
+from botmem.stores.sql.migration_5 import steps_and_messages_by_date
 
 # Any constant bigint: identifies botmem's migration lock among Postgres advisory locks.
 _PG_LOCK_ID = 0x626F746D656D  # "botmem"
@@ -42,6 +43,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "full-text search, passages, vector bookkeeping", search_and_passages),
     Migration(3, "scheduled jobs and their runs", create_jobs),
     Migration(4, "leases across processes; inbox kinds", leases_and_inbox_kinds),
+    Migration(5, "steps' prompt sizes; messages by date", steps_and_messages_by_date),
 )
 
 

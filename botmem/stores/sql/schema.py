@@ -144,6 +144,7 @@ messages = Table(
     Index("ix_messages_agent_id", "agent_key", "id"),
     Index("ix_messages_agent_created", "agent_key", "created_at"),
     Index("ix_messages_agent_turn", "agent_key", "turn_id"),
+    Index("ix_messages_created", "created_at"),  # messages per day across agents (v5)
     sqlite_autoincrement=True,
 )
 
@@ -238,4 +239,20 @@ leases = Table(
     Column("name", String, primary_key=True),
     Column("holder", String, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# One row per LLM call of a turn: the prompt size the admin pages chart (migration 5). Rows go
+# with the agent; turn_id is the inbox id (no foreign key: the inbox item may be gone).
+steps = Table(
+    "steps",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("agent_key", String, nullable=False),
+    Column("turn_id", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("summarized", Boolean, nullable=False, default=False),
+    Index("ix_steps_agent_id", "agent_key", "id"),
+    sqlite_autoincrement=True,
 )
