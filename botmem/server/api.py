@@ -1,5 +1,8 @@
 """The ASGI app of `botmem serve`: routers, the API key check and JSON errors.
 
+The /admin pages (botmem.server.admin) are served by the same app: the bearer check skips
+them, as a browser logs in there with the same key and then sends a session cookie.
+
 Every error is JSON with a status that says what went wrong: 401 without the key, 404 for
 an unknown agent, block or passage, 422 for a bad body (FastAPI names the field), 409 for a
 conflict. A bug is a 500 with a short message; the traceback goes to the log only.
@@ -29,6 +32,7 @@ class ConflictError(BotmemError):
 def create_api(app: App, adapter: ApiAdapter, *, api_key: str | None = None) -> FastAPI:
     """The HTTP API over a started botmem `app` (with `adapter` among its adapters)."""
     from botmem.server import agentfiles, agents, archival, blocks, messages
+    from botmem.server.admin import is_admin_path, mount_admin
 
     api = FastAPI(
         title="botmem",
@@ -39,9 +43,10 @@ def create_api(app: App, adapter: ApiAdapter, *, api_key: str | None = None) -> 
     api.state.adapter = adapter
     for module in (agents, agentfiles, messages, blocks, archival):
         api.include_router(module.router, prefix="/v1")
+    mount_admin(api, api_key)
     _add_error_handlers(api)
     if api_key:
-        api.middleware("http")(_require_key(api_key))
+        api.middleware("http")(_require_key(api_key, skip=is_admin_path))
     return api
 
 
@@ -81,10 +86,14 @@ def _add_error_handlers(api: FastAPI) -> None:
 Call = Callable[[Request], Awaitable[Response]]
 
 
-def _require_key(api_key: str) -> Callable[[Request, Call], Awaitable[Response]]:
+def _require_key(
+    api_key: str, skip: Callable[[str], bool]
+) -> Callable[[Request, Call], Awaitable[Response]]:
     expected = f"Bearer {api_key}".encode()
 
     async def check(request: Request, call_next: Call) -> Response:
+        if skip(request.url.path):
+            return await call_next(request)  # checked there, by its session cookie
         sent = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(sent, expected):
             return JSONResponse(
