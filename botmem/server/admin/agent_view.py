@@ -103,6 +103,7 @@ async def _block_view(app: App, key: AgentKey, block: Block) -> BlockView:
             state = await app.stores.agents.get(other)
             name = agent_name(state) if state is not None else other
             shared.append(SharedWith(other, agent_id(other), name))
+    shared.sort(key=lambda other: (other.name, other.key))  # a stable order to read
     edits = await app.stores.blocks.edits(key, block.label, limit=EDITS_SHOWN)
     return BlockView(block, percent(block), is_full(block), tuple(shared), tuple(edits))
 
