@@ -117,6 +117,17 @@ async def test_login_sets_a_signed_session_cookie_and_a_wrong_key_is_refused(
     assert "admin ann: logged in" in caplog.text
 
 
+async def test_a_name_cannot_forge_audit_log_lines(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        forged = "eve\nadmin root: wiped telegram:1"
+        await client.post("/admin/login", data={"name": forged, "key": API_KEY})
+    lines = [r.getMessage() for r in caplog.records if "logged in" in r.getMessage()]
+    assert lines == ["admin eveadmin root: wiped telegram:1: logged in from 127.0.0.1"]
+
+
 async def test_the_session_does_not_open_the_api_and_logout_ends_it(
     served: Served, admin: httpx.AsyncClient
 ) -> None:

@@ -127,7 +127,8 @@ async def login(request: Request, name: str = Form(""), key: str = Form("")) -> 
     auth = auth_of(request)
     if not auth.required:
         return RedirectResponse("/admin", status_code=303)
-    who = scrub(name.strip())[:MAX_NAME] or "?"
+    # printable only: the name goes into every audit log line, which it must not forge
+    who = "".join(ch for ch in scrub(name.strip()) if ch.isprintable())[:MAX_NAME] or "?"
     if not auth.key_matches(key):
         log.warning("admin %s: login refused (wrong key) from %s", who, _client(request))
         context = {"name": who, "error": "wrong key"}
