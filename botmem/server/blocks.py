@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from botmem.app import App
@@ -47,7 +47,7 @@ class BlockUpdate(BaseModel):
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     description: str | None = Field(default=None, max_length=10_000)
     read_only: bool | None = Field(
-        default=None, description="Send false to edit the value of a read-only block."
+        default=None, description="Read-only for the agent's own tools (as in Letta)."
     )
     label: str | None = Field(default=None, max_length=100, description="Cannot be changed.")
 
@@ -223,7 +223,7 @@ async def _block(app: App, id_: str) -> Block:
 async def _modify(app: App, block: Block, body: BlockUpdate, edit: Edit) -> None:
     """Apply a PATCH: the value through `edit` (versioned), then limit, description and
     read_only. Refused (nothing written) when the value is over the limit it would have,
-    the block is read-only, or the request would rename it."""
+    or the request would rename it."""
     if body.label is not None and body.label != block.label:
         raise BotmemError(f"label: a block cannot be renamed (it is {block.label!r})")
     if body.value is None and body.limit is not None and len(block.value) > body.limit:
@@ -242,13 +242,8 @@ async def _modify(app: App, block: Block, body: BlockUpdate, edit: Edit) -> None
 def _new_value(body: BlockUpdate) -> Callable[[Block], str]:
     value = body.value or ""
 
+    # Read-only binds the agent's tools, not the API (Letta's meaning; the admin page too).
     def change(current: Block) -> str:  # checked against the block as the edit finds it
-        if current.read_only and body.read_only is not False:
-            raise HTTPException(
-                403,
-                f"block {current.label!r} is read-only; "
-                'send "read_only": false with the value to change it',
-            )
         _check_fits(value, current.limit if body.limit is None else body.limit)
         return value
 

@@ -9,7 +9,6 @@ import pytest
 from letta_client import (
     ConflictError,
     NotFoundError,
-    PermissionDeniedError,
     UnprocessableEntityError,
 )
 
@@ -70,7 +69,7 @@ async def test_a_modified_block_is_in_the_next_prompt(served: Served) -> None:
     assert "Name: Ann.\n" not in system["content"]
 
 
-async def test_limit_read_only_and_renaming_are_refused_with_the_field_named(
+async def test_limit_and_renaming_are_refused_with_the_field_named(
     served: Served,
 ) -> None:
     agent = await make_agent(served, "strict")
@@ -86,19 +85,15 @@ async def test_limit_read_only_and_renaming_are_refused_with_the_field_named(
     with pytest.raises(UnprocessableEntityError) as bad:
         await served.client.agents.blocks.update("human", agent_id=agent, limit=0)
     assert "limit" in str(bad.value.body)
-    with pytest.raises(PermissionDeniedError) as locked:
-        await served.client.agents.blocks.update("persona", agent_id=agent, value="I am Bob.")
-    assert "read-only" in str(locked.value.body)
     key = agent_key(agent)
     assert await served.app.stores.blocks.edits(key) == []  # nothing was written
     grown = await served.client.agents.blocks.update(
         "human", agent_id=agent, value="x" * 150, limit=200
     )
     assert (len(grown.value), grown.limit) == (150, 200)
-    unlocked = await served.client.agents.blocks.update(
-        "persona", agent_id=agent, value="I am Bob.", read_only=False
-    )
-    assert (unlocked.value, unlocked.read_only) == ("I am Bob.", False)
+    # read-only binds the agent's own tools, not the API (as in Letta)
+    edited = await served.client.agents.blocks.update("persona", agent_id=agent, value="I am Bob.")
+    assert (edited.value, edited.read_only) == ("I am Bob.", True)
 
 
 async def test_a_shared_block_edited_through_one_agent_is_read_by_another(
