@@ -125,11 +125,11 @@ class TurnWatch:
         """The inbox row's status once the turn is over (None: not found, e.g. wiped)."""
 
     async def find(self) -> None:
-        """Find the turn's inbox row; call it right after `submit`, while it is unfinished."""
-        key, message_id = self.submission.agent_key, self.submission.message_id
-        for item in await self._stores.inbox.unfinished_for(key):
-            if item.inbound.source == API_SOURCE and item.inbound.message_id == message_id:
-                self.inbox_id = item.id
+        """Find the turn's inbox row (right after `submit`; a repeated message id finds the
+        first post's row, finished or not)."""
+        item = await self._stores.inbox.find(API_SOURCE, self.submission.message_id)
+        if item is not None and item.inbound.agent_key == self.submission.agent_key:
+            self.inbox_id = item.id
 
     async def steps(self) -> AsyncGenerator[list[Message], None]:
         """The turn's newly stored messages, a batch at a time, until the turn is over."""
@@ -155,9 +155,10 @@ class TurnWatch:
             self.status = await self._status()
             return True
         if self.submission.task is None and self.inbox_id is not None:
-            # Run by another process: a failure there sends no reply here.
+            # Run elsewhere (another process, or the first post of a repeated message id):
+            # its reply may never come here, so its row says when it is over.
             self.status = await self._status()
-            return self.status in (None, "failed")  # None: wiped meanwhile
+            return self.status != "pending"  # None: wiped meanwhile
         return False
 
     async def _status(self) -> InboxStatus | None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -28,7 +28,7 @@ from botmem.server.api_adapter import ApiAdapter, TurnWatch
 from botmem.server.letta_messages import LettaMessage, letta_messages, message_id
 from botmem.server.paging import Page
 from botmem.server.scrubbing import ScrubbedRoute
-from botmem.types import Message
+from botmem.types import AgentKey, Message
 
 router = APIRouter(tags=["messages"], route_class=ScrubbedRoute)
 IfBusy = Literal["wait", "fail"]
@@ -44,6 +44,11 @@ _GIVE_UPS = {
 """The loop's fixed apologies (stored as the turn's reply) and the stop reason each means."""
 _REQUEST = ConfigDict(extra="ignore")
 _IF_BUSY = Query("wait", description="fail: answer 409 while the agent is in a turn.")
+_IDEMPOTENCY_KEY = Header(
+    None,
+    max_length=200,
+    description="A retried post with the same key is answered once (like a message's otid).",
+)
 
 
 class ContentPart(BaseModel):
@@ -59,6 +64,12 @@ class MessageIn(BaseModel):
     model_config = _REQUEST
     role: Literal["user", "system"]
     content: Content
+    otid: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Sent again with the same otid, the message is answered once: a retry "
+        "gets the first post's turn.",
+    )
 
 
 class MessageCreate(BaseModel):
@@ -102,12 +113,16 @@ async def create_message(
     agent_id: str,
     body: MessageCreate,
     if_busy: IfBusy = _IF_BUSY,
+    idempotency_key: str | None = _IDEMPOTENCY_KEY,
     app: App = Depends(botmem_app),
     adapter: ApiAdapter = Depends(api_adapter),
 ) -> Response | LettaResponseOut:
     if body.streaming:
-        return await _streamed(await _start(app, adapter, agent_id, body, if_busy), body)
-    watch = await _start(app, adapter, agent_id, body, if_busy, poll=WAIT_POLL)
+        watch = await _start(app, adapter, agent_id, body, if_busy, idempotency_key=idempotency_key)
+        return await _streamed(watch, body)
+    watch = await _start(
+        app, adapter, agent_id, body, if_busy, poll=WAIT_POLL, idempotency_key=idempotency_key
+    )
     await watch.finish()
     if _refused(watch):
         return _refusal(watch)
@@ -127,10 +142,12 @@ async def stream_message(
     agent_id: str,
     body: MessageCreate,
     if_busy: IfBusy = _IF_BUSY,
+    idempotency_key: str | None = _IDEMPOTENCY_KEY,
     app: App = Depends(botmem_app),
     adapter: ApiAdapter = Depends(api_adapter),
 ) -> Response:
-    return await _streamed(await _start(app, adapter, agent_id, body, if_busy), body)
+    watch = await _start(app, adapter, agent_id, body, if_busy, idempotency_key=idempotency_key)
+    return await _streamed(watch, body)
 
 
 @router.get(
@@ -168,14 +185,25 @@ async def _start(
     body: MessageCreate,
     if_busy: IfBusy,
     poll: float = STREAM_POLL,
+    idempotency_key: str | None = None,
 ) -> TurnWatch:
     key = await existing_agent(app, agent_id)
     text = posted_text(body)
     if if_busy == "fail" and app.router.busy(key):
         raise ConflictError(f"agent {agent_id} is busy with a turn (if_busy=fail)")
-    watch = TurnWatch(app.stores, await adapter.submit(key, text), poll)
+    message_id = _message_id(key, body, idempotency_key)
+    watch = TurnWatch(app.stores, await adapter.submit(key, text, message_id), poll)
     await watch.find()
     return watch
+
+
+def _message_id(key: AgentKey, body: MessageCreate, idempotency_key: str | None) -> str | None:
+    """The inbound id that makes a retried post a duplicate (dropped by the inbox, answered
+    with the first post's turn): the first message's `otid`, or an Idempotency-Key header.
+    Scoped to the agent, so one client's id never finds another agent's turn."""
+    otid = next((m.otid for m in body.messages or [] if m.otid), None)
+    chosen = otid or idempotency_key
+    return f"{key}|{chosen}" if chosen else None
 
 
 def posted_text(body: MessageCreate) -> str:

@@ -294,6 +294,10 @@ class InboxStore(Protocol):
 
     async def get(self, inbox_id: int) -> InboxItem | None: ...
 
+    async def find(self, source: str, message_id: str) -> InboxItem | None:
+        """The item stored for this platform message id (finished or not), if any."""
+        ...
+
     async def unfinished(self) -> list[InboxItem]:
         """Items still pending or replied-but-not-delivered, oldest first (replayed at start)."""
         ...

@@ -221,6 +221,12 @@ class MemoryInboxStore:
         row = self._rows.get(inbox_id)
         return self._item(inbox_id, row) if row else None
 
+    async def find(self, source: str, message_id: str) -> InboxItem | None:
+        for inbox_id, row in self._rows.items():
+            if (row.inbound.source, row.inbound.message_id) == (source, message_id):
+                return self._item(inbox_id, row)
+        return None
+
     async def unfinished(self) -> list[InboxItem]:
         return [
             self._item(inbox_id, row)

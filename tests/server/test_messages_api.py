@@ -262,3 +262,60 @@ async def test_requests_without_the_key_are_refused(served: Served) -> None:
     with pytest.raises(APIStatusError) as refused:
         await stranger.agents.messages.create(agent.id, input="hi")
     assert refused.value.status_code == 401
+
+
+# --- retries: the same otid (or Idempotency-Key) is answered once --------------------------
+
+
+def _said(otid: str, words: str = "Remember: I like tea.") -> list[MessageCreateParam]:
+    return [{"role": "user", "content": words, "otid": otid}]
+
+
+def _chat_requests(served: Served) -> int:
+    return sum(1 for r in served.llm.requests if r.get("tools"))
+
+
+async def test_a_retried_post_with_the_same_otid_gets_the_first_turn(served: Served) -> None:
+    agent = await new_agent(served)
+    served.llm.queue(text("Noted: tea."))
+    first = await served.client.agents.messages.create(agent.id, messages=_said("o-1"))
+    calls = _chat_requests(served)
+    again = await served.client.agents.messages.create(agent.id, messages=_said("o-1"))
+    assert [m.id for m in again.messages] == [m.id for m in first.messages]
+    assert again.messages[-1].content == "Noted: tea."
+    assert _chat_requests(served) == calls  # the model was not asked again
+    history = [m async for m in served.client.agents.messages.list(agent.id, order="asc")]
+    assert [m.message_type for m in history].count("user_message") == 1
+
+
+async def test_concurrent_posts_with_one_otid_run_one_turn(served: Served) -> None:
+    agent = await new_agent(served)
+    served.llm.queue(text("Slow answer.", delay=0.5))
+    both = await asyncio.gather(
+        served.client.agents.messages.create(agent.id, messages=_said("o-2")),
+        served.client.agents.messages.create(agent.id, messages=_said("o-2")),
+    )
+    assert [r.messages[-1].content for r in both] == ["Slow answer.", "Slow answer."]
+    assert _chat_requests(served) == 1
+
+
+async def test_an_otid_never_reaches_another_agent_s_turn(served: Served) -> None:
+    ann, bob = await new_agent(served), await new_agent(served)
+    served.llm.queue(text("For Ann."), text("For Bob."))
+    to_ann = await served.client.agents.messages.create(ann.id, messages=_said("same"))
+    to_bob = await served.client.agents.messages.create(bob.id, messages=_said("same"))
+    assert (to_ann.messages[-1].content, to_bob.messages[-1].content) == ("For Ann.", "For Bob.")
+
+
+async def test_the_idempotency_key_header_works_like_an_otid(served: Served) -> None:
+    agent = await new_agent(served)
+    served.llm.queue(text("Once."))
+    headers = {"Idempotency-Key": "retry-7"}
+    first = await served.client.agents.messages.create(
+        agent.id, messages=BRAD, extra_headers=headers
+    )
+    again = await served.client.agents.messages.create(
+        agent.id, messages=BRAD, extra_headers=headers
+    )
+    assert again.messages[-1].content == first.messages[-1].content == "Once."
+    assert _chat_requests(served) == 1

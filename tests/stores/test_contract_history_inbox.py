@@ -124,6 +124,21 @@ async def test_inbox_add_get_and_duplicates(stores: Stores) -> None:
     assert await stores.inbox.get(first + 1000) is None
 
 
+async def test_inbox_find_by_platform_message_id_finished_or_not(stores: Stores) -> None:
+    first = await stores.inbox.add(inbound("7"))
+    other = await stores.inbox.add(inbound("7", source="discord"))
+    assert first is not None and other is not None
+    found = await stores.inbox.find("telegram", "7")
+    assert found is not None and (found.id, found.status) == (first, "pending")
+    await stores.inbox.mark_replied(first, "hi")
+    await stores.inbox.mark_delivered(first)
+    done = await stores.inbox.find("telegram", "7")
+    assert done is not None and (done.id, done.status, done.reply) == (first, "delivered", "hi")
+    found_other = await stores.inbox.find("discord", "7")
+    assert found_other is not None and found_other.id == other
+    assert await stores.inbox.find("telegram", "8") is None
+
+
 async def test_concurrent_duplicate_adds_store_one(stores: Stores) -> None:
     ids = await asyncio.gather(*(stores.inbox.add(inbound("dup")) for _ in range(1000)))
     stored = [i for i in ids if i is not None]

@@ -73,6 +73,14 @@ class SqlInboxStore:
             row = (await conn.execute(select(inbox).where(inbox.c.id == inbox_id))).first()
         return _item(row) if row else None
 
+    async def find(self, source: str, message_id: str) -> InboxItem | None:
+        query = select(inbox).where(
+            inbox.c.source == source, inbox.c.source_message_id == message_id
+        )  # the unique key: one row at most
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return _item(row) if row else None
+
     async def unfinished(self) -> list[InboxItem]:
         query = select(inbox).where(inbox.c.status.in_(UNFINISHED)).order_by(inbox.c.id)
         async with self._db.read() as conn:
