@@ -100,14 +100,17 @@ class _RetryingCaller:
     _call_kind = "LLM call"
     """How messages name one call: 'LLM call to M failed: ...'."""
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T | Failure]]) -> T | Failure:
-        """The first success of `attempt()`, or its last retryable failure."""
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[T | Failure]], model: str | None = None
+    ) -> T | Failure:
+        """The first success of `attempt()`, or its last retryable failure (errors name
+        `model`, by default the configured one)."""
         for number in range(self.max_retries + 1):
             outcome = await attempt()
             if not isinstance(outcome, Failure):
                 return outcome
             if not outcome.retryable:
-                self._raise([describe(outcome, number + 1)], outcome)
+                self._raise([describe(outcome, number + 1)], outcome, model)
             if number < self.max_retries:
                 delay = self._delay(number, outcome.retry_after)
                 log.info(
@@ -141,9 +144,9 @@ class _RetryingCaller:
             error=exc,
         )
 
-    def _raise(self, failures: Sequence[str], last: Failure) -> NoReturn:
+    def _raise(self, failures: Sequence[str], last: Failure, model: str | None = None) -> NoReturn:
         """LLMError, one line: 'LLM call to M failed: why after N attempts; fallback F: why'."""
-        message = f"{self._call_kind} to {self.model} failed: " + "; ".join(failures)
+        message = f"{self._call_kind} to {model or self.model} failed: " + "; ".join(failures)
         raise LLMError(redact(message, self._api_key), retryable=last.retryable) from last.error
 
 
@@ -287,9 +290,9 @@ class LiteLLMClient(_RetryingCaller):
         if _provider(model) != _provider(self.model):
             request = {**request, "api_base": None, "api_key": None}
             attempt = self._litellm_attempt  # never to the configured server
-        result = await self._retrying(lambda: attempt(model, request))
+        result = await self._retrying(lambda: attempt(model, request), model)
         if isinstance(result, Failure):
-            self._raise([describe(result, self.max_retries + 1)], result)
+            self._raise([describe(result, self.max_retries + 1)], result, model)
         return result
 
     def _request(
