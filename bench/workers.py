@@ -13,10 +13,11 @@ stub LLM, which reads the agent and message number from each request, and afterw
     python bench/workers.py --profile          # then one worker under cProfile, with SQL counts
     python bench/workers.py --workers 2 --kill 10 --lease 5   # a worker dies mid-run
 
-Needs a PostgreSQL server that takes `--pg` (trust auth; the database `--db` is created and
-dropped). The stub answers at once (`--llm-delay` to make it slower): a worker's throughput is
-then bounded by its CPU, which is what scale-out is about on a machine with few cores. Each
-worker gets its own model name (openai/stub-w<i>), so the stub counts every worker's turns.
+Needs a PostgreSQL server that takes `--pg` (trust auth; the database `--db`, by default
+named after the process, is created and dropped). The stub answers at once (`--llm-delay`
+to make it slower): a worker's throughput is then bounded by its CPU, which is what
+scale-out is about on a machine with few cores. Each worker gets its own model name
+(openai/stub-w<i>), so the stub counts every worker's turns.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
-DB = "botmem_bench_workers"
+DB = f"botmem_bench_workers_{os.getpid()}"
+"""Per run, so two runs on one server never drop each other's database."""
 TICK = os.sysconf("SC_CLK_TCK")
 POLL = 0.2
 """Seconds between the bench's looks at the inbox (one query each)."""
